@@ -1,0 +1,68 @@
+"""Hugging Face encoders (spec ``hf:PATH_OR_NAME``), LaBSE-style dual encoders with configurable pooling.
+
+LaBSE (Feng et al. 2020) uses the [CLS] vector followed by a dense+tanh pooler and L2 normalisation; most
+sentence-transformers models use the mean over tokens. ``pooling`` chooses: ``cls`` (the first token's last
+hidden state), ``pooler`` (the model's own pooler output, LaBSE) or ``mean`` (mask-aware mean).
+Loading is the standard ``AutoModel``/``AutoTokenizer`` path; nothing here downloads unless the caller passes
+a hub name and the environment allows it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from encoders.base import TorchEncoder
+
+POOLINGS = ("cls", "mean", "pooler")
+
+
+class HFEncoder(TorchEncoder):
+    def __init__(self, name_or_path: str, *, pooling: str = "cls", **kwargs) -> None:
+        super().__init__(**kwargs)
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}; got {pooling!r}")
+        from transformers import AutoModel, AutoTokenizer
+
+        self.name = f"hf:{name_or_path}"
+        self.name_or_path = name_or_path
+        self.pooling = pooling
+        self.tokenizer = AutoTokenizer.from_pretrained(name_or_path)
+        self.model = AutoModel.from_pretrained(name_or_path)
+        self.model.to(self.device).eval()
+        self._dim = int(self.model.config.hidden_size)
+        if self.tokenizer.pad_token_id is None:
+            raise ValueError(f"the tokenizer of {name_or_path} has no pad token; set one before using it here")
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    def _tokenize(self, texts: Sequence[str]) -> list[list[int]]:
+        enc = self.tokenizer(list(texts), truncation=True, max_length=self.max_seq_tokens, add_special_tokens=True)
+        return enc["input_ids"]
+
+    def _forward(self, token_ids: list[list[int]]) -> np.ndarray:
+        import torch
+
+        padded = self.tokenizer.pad({"input_ids": token_ids}, return_tensors="pt")
+        ids = padded["input_ids"].to(self.device)  # (B, L)
+        mask = padded["attention_mask"].to(self.device)  # (B, L)
+        with torch.inference_mode(), self._autocast():
+            out = self.model(input_ids=ids, attention_mask=mask)
+            emb = pool(out, mask, self.pooling)
+        return emb.float().cpu().numpy()
+
+
+def pool(model_output, attention_mask, pooling: str):
+    """Sentence vectors from a transformers model output; the same code serves inference and training."""
+    hidden = model_output.last_hidden_state  # (B, L, H)
+    if pooling == "cls":
+        return hidden[:, 0]
+    if pooling == "pooler":
+        if getattr(model_output, "pooler_output", None) is None:
+            raise ValueError("pooling 'pooler' needs a model with a pooler head (BERT/LaBSE-style)")
+        return model_output.pooler_output
+    weights = attention_mask.unsqueeze(-1).to(hidden.dtype)  # (B, L, 1)
+    return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)

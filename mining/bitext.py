@@ -1,0 +1,63 @@
+"""The mined-bitext Parquet schema (DESIGN.md contract) and its writer/reader helpers.
+
+One explicit ``pyarrow.schema``: the eight required columns first, then provenance (which document, shard and
+row each side came from), the LID confidence of each side, and the encoder and run that produced the pair.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+BITEXT_SCHEMA = pa.schema(
+    [
+        ("src_lang", pa.string()),
+        ("tgt_lang", pa.string()),
+        ("src_text", pa.string()),
+        ("tgt_text", pa.string()),
+        ("score", pa.float32()),
+        ("cosine", pa.float32()),
+        ("src_url", pa.string()),
+        ("tgt_url", pa.string()),
+        ("src_digest", pa.string()),
+        ("tgt_digest", pa.string()),
+        ("src_source", pa.string()),
+        ("tgt_source", pa.string()),
+        ("src_offset", pa.int64()),
+        ("tgt_offset", pa.int64()),
+        ("src_shard", pa.string()),
+        ("tgt_shard", pa.string()),
+        ("src_row", pa.int64()),
+        ("tgt_row", pa.int64()),
+        ("src_lid_prob", pa.float32()),
+        ("tgt_lid_prob", pa.float32()),
+        ("encoder", pa.string()),
+        ("run_id", pa.string()),
+    ]
+)
+REQUIRED_COLUMNS = ("src_lang", "tgt_lang", "src_text", "tgt_text", "score", "cosine", "src_url", "tgt_url")
+
+# Per-shard sentence metadata written next to each embedding shard (row i describes embedding row i).
+SHARD_META_SCHEMA = pa.schema(
+    [
+        ("text", pa.string()),
+        ("url", pa.string()),
+        ("digest", pa.string()),
+        ("source", pa.string()),
+        ("offset", pa.int64()),
+        ("lid_prob", pa.float32()),
+    ]
+)
+
+
+def table_to_parquet_bytes(table: pa.Table) -> bytes:
+    import pyarrow.parquet as pq
+
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="zstd")
+    return sink.getvalue().to_pybytes()
+
+
+def parquet_bytes_to_table(data: bytes) -> pa.Table:
+    import pyarrow.parquet as pq
+
+    return pq.read_table(pa.BufferReader(data))

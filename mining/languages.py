@@ -1,0 +1,81 @@
+"""Language codes: ISO 639-1 (``de``) or NLLB-style (``deu_Latn``), mapped onto the LID model's labels.
+
+Outputs keep the code the user gave; LID and sentence splitting work on the ISO 639-1 label the bundled LID
+model (py3langid) predicts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+# ISO 639-1 -> (ISO 639-3 codes that name it, default script). Languages the bundled LID model knows.
+_LANGUAGES: dict[str, tuple[tuple[str, ...], str]] = {
+    "af": (("afr",), "Latn"), "am": (("amh",), "Ethi"), "ar": (("ara", "arb"), "Arab"),
+    "az": (("aze", "azj"), "Latn"), "be": (("bel",), "Cyrl"), "bg": (("bul",), "Cyrl"),
+    "bn": (("ben",), "Beng"), "bs": (("bos",), "Latn"), "ca": (("cat",), "Latn"), "cs": (("ces", "cze"), "Latn"),
+    "cy": (("cym",), "Latn"), "da": (("dan",), "Latn"), "de": (("deu", "ger"), "Latn"), "el": (("ell", "gre"), "Grek"),
+    "en": (("eng",), "Latn"), "eo": (("epo",), "Latn"), "es": (("spa",), "Latn"), "et": (("est", "ekk"), "Latn"),
+    "eu": (("eus", "baq"), "Latn"), "fa": (("fas", "pes", "per"), "Arab"), "fi": (("fin",), "Latn"),
+    "fr": (("fra", "fre"), "Latn"), "ga": (("gle",), "Latn"), "gl": (("glg",), "Latn"), "gu": (("guj",), "Gujr"),
+    "he": (("heb",), "Hebr"), "hi": (("hin",), "Deva"), "hr": (("hrv",), "Latn"), "hu": (("hun",), "Latn"),
+    "hy": (("hye", "arm"), "Armn"), "id": (("ind",), "Latn"), "is": (("isl", "ice"), "Latn"),
+    "it": (("ita",), "Latn"), "ja": (("jpn",), "Jpan"), "ka": (("kat", "geo"), "Geor"), "kk": (("kaz",), "Cyrl"),
+    "km": (("khm",), "Khmr"), "kn": (("kan",), "Knda"), "ko": (("kor",), "Hang"),
+    "ky": (("kir",), "Cyrl"),
+    "lo": (("lao",), "Laoo"), "lt": (("lit",), "Latn"), "lv": (("lav", "lvs"), "Latn"),
+    "mk": (("mkd", "mac"), "Cyrl"), "ml": (("mal",), "Mlym"), "mn": (("mon", "khk"), "Cyrl"), "mr": (("mar",), "Deva"), "ms": (("msa", "zsm", "may"), "Latn"),
+    "mt": (("mlt",), "Latn"), "my": (("mya", "bur"), "Mymr"), "ne": (("nep", "npi"), "Deva"), "nl": (("nld", "dut"), "Latn"),
+    "no": (("nor", "nob"), "Latn"), "pa": (("pan",), "Guru"), "pl": (("pol",), "Latn"), "pt": (("por",), "Latn"),
+    "ro": (("ron", "rum"), "Latn"), "ru": (("rus",), "Cyrl"), "si": (("sin",), "Sinh"), "sk": (("slk", "slo"), "Latn"),
+    "sl": (("slv",), "Latn"), "sq": (("sqi", "als", "alb"), "Latn"), "sr": (("srp",), "Cyrl"), "sv": (("swe",), "Latn"),
+    "sw": (("swa", "swh"), "Latn"), "ta": (("tam",), "Taml"), "te": (("tel",), "Telu"), "th": (("tha",), "Thai"),
+    "tl": (("tgl", "fil"), "Latn"), "tr": (("tur",), "Latn"), "uk": (("ukr",), "Cyrl"), "ur": (("urd",), "Arab"),
+    "uz": (("uzb", "uzn"), "Latn"), "vi": (("vie",), "Latn"), "zh": (("zho", "cmn", "chi"), "Hans"),
+}
+_ISO3_TO_ISO1 = {iso3: iso1 for iso1, (iso3s, _) in _LANGUAGES.items() for iso3 in iso3s}
+
+
+@dataclasses.dataclass(frozen=True)
+class Language:
+    """A requested language: the code as the user wrote it and the LID label it maps to."""
+
+    code: str
+    lid_label: str
+    script: str
+
+
+def parse_language(code: str) -> Language:
+    """``de``, ``deu``, ``deu_Latn`` (NLLB/FLORES style) -> Language; a clear error for anything else."""
+    raw = code.strip()
+    base, _, script = raw.partition("_")
+    base = base.lower()
+    iso1 = base if base in _LANGUAGES else _ISO3_TO_ISO1.get(base)
+    if iso1 is None or not raw:
+        raise ValueError(
+            f"unknown language code {code!r}: use ISO 639-1 (e.g. de) or NLLB-style (e.g. deu_Latn); "
+            f"known: {', '.join(sorted(_LANGUAGES))}"
+        )
+    return Language(code=raw, lid_label=iso1, script=script or _LANGUAGES[iso1][1])
+
+
+def parse_languages(spec: str) -> list[Language]:
+    """A comma-separated list of codes; at least two, no language twice."""
+    codes = [c for c in (part.strip() for part in spec.split(",")) if c]
+    langs = [parse_language(c) for c in codes]
+    if len(langs) < 2:
+        raise ValueError(f"--langs needs at least two languages (e.g. de,en); got {spec!r}")
+    labels = [lang.lid_label for lang in langs]
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"--langs names a language twice: {spec!r}")
+    return langs
+
+
+def language_pairs(langs: list[Language], pivot: str | None = None) -> list[tuple[Language, Language]]:
+    """Every unordered pair (in the order given), or only pairs with ``pivot`` when one is named."""
+    pairs = [(a, b) for i, a in enumerate(langs) for b in langs[i + 1:]]
+    if pivot is None:
+        return pairs
+    pivot_label = parse_language(pivot).lid_label
+    if pivot_label not in {lang.lid_label for lang in langs}:
+        raise ValueError(f"--pivot {pivot} is not one of --langs")
+    return [(a, b) for a, b in pairs if pivot_label in (a.lid_label, b.lid_label)]

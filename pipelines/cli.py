@@ -1,0 +1,133 @@
+"""The ``parabeam`` console script: ``mine`` and ``eval {tatoeba,bucc}``.
+
+Flags not listed here are Beam pipeline options (``--runner``, ``--direct_num_workers``, ``--project`` ...)
+and go to ``PipelineOptions`` untouched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+# Without --runner, run in-process on this machine's cores (Beam's DirectRunner would otherwise try to fetch
+# the Prism runner, which needs network access).
+DEFAULT_LOCAL_BEAM_ARGS = ["--runner=DirectRunner", "--direct_running_mode=multi_processing",
+                           "--direct_num_workers=2"]
+
+
+def _mine_parser(sub) -> None:
+    p = sub.add_parser("mine", help="mine parallel sentences from monolingual text")
+    p.add_argument("--input", action="append", required=True, metavar="GLOB",
+                   help="input files (WET, CCNet JSONL, plain text; .gz ok) on any Beam filesystem; repeatable")
+    p.add_argument("--langs", required=True, help="comma-separated codes, e.g. de,en or deu_Latn,eng_Latn")
+    p.add_argument("--output", required=True, metavar="DIR")
+    p.add_argument("--config", help="YAML preset (conf/NAME.yaml or a bundled name such as 'local')")
+    p.add_argument("--encoder", help="default | hf:PATH_OR_NAME[#pooling=mean] | a parabeam train directory")
+    p.add_argument("--pivot", help="mine only pairs with this language")
+    p.add_argument("--threshold", type=float, help="margin threshold (default from the config)")
+    p.add_argument("--margin", choices=["ratio", "distance", "absolute"])
+    p.add_argument("--retrieval", choices=["forward", "backward", "intersection", "max"])
+    p.add_argument("--k", type=int, help="neighbours for the margin (default 4)")
+    p.add_argument("--shard-size", type=int, help="sentences per embedding shard")
+    p.add_argument("--device", help="cpu, cuda, cuda:1 (default: cuda when present)")
+
+
+def _eval_parser(sub) -> None:
+    p = sub.add_parser("eval", help="evaluate an encoder")
+    ev = p.add_subparsers(dest="task", required=True)
+    t = ev.add_parser("tatoeba", help="Tatoeba-style similarity search accuracy (%%), mean of both directions")
+    t.add_argument("--src", required=True)
+    t.add_argument("--tgt", required=True)
+    t.add_argument("--encoder", default="default")
+    b = ev.add_parser("bucc", help="BUCC 2018 F1 with margin mining at the F1-optimal threshold")
+    b.add_argument("--src", required=True)
+    b.add_argument("--tgt", required=True)
+    b.add_argument("--gold", required=True)
+    b.add_argument("--encoder", default="default")
+    b.add_argument("--margin", choices=["ratio", "distance", "absolute"], default="ratio")
+    b.add_argument("--retrieval", choices=["forward", "backward", "intersection", "max"], default="max")
+    b.add_argument("--k", type=int, default=4)
+    x = ev.add_parser("xsim", help="xsim error rate (%%) on line-aligned files, margin-based")
+    x.add_argument("--src", required=True)
+    x.add_argument("--tgt", required=True)
+    x.add_argument("--encoder", default="default")
+
+
+def _run_mine(args, beam_args: list[str]) -> int:
+    from mining.languages import parse_languages
+    from pipelines.config import beam_args_from_config, load_config
+    from pipelines.mine import run
+
+    languages = parse_languages(args.langs)
+    overrides = {
+        "embed": {"encoder": args.encoder, "device": args.device},
+        "mining": {"threshold": args.threshold, "margin": args.margin, "retrieval": args.retrieval, "k": args.k},
+        "top": {"shard_size": args.shard_size},
+    }
+    config = load_config(args.config, overrides)
+    preset_beam = beam_args_from_config(args.config)
+    given = {a.split("=", 1)[0] for a in beam_args}
+    beam_args = [a for a in preset_beam if a.split("=", 1)[0] not in given] + beam_args
+    if not any(a.startswith("--runner") for a in beam_args):
+        beam_args = DEFAULT_LOCAL_BEAM_ARGS + beam_args
+    report = run(inputs=args.input, languages=languages, output=args.output, config=config, pivot=args.pivot,
+                 beam_args=beam_args)
+    _print_summary(report, args.output)
+    return 0
+
+
+def _print_summary(report: dict, output: str) -> None:
+    docs = report.get("documents", {})
+    print(f"parabeam: read {docs.get('in', 0)} documents, {report.get('sentences', {}).get('in', 0)} sentences")
+    for lang, counts in sorted(report.get("languages", {}).items()):
+        print(f"  {lang}: {counts.get('kept', 0)} unique sentences kept")
+    for name in report["settings"]["pairs"]:
+        n = report.get("pairs", {}).get(name, 0)
+        print(f"  {name}: {n} pairs -> {output}/bitext/pair={name}/")
+    print(f"report: {output}/report.json")
+
+
+def _run_eval(args) -> int:
+    from encoders import evaluate
+    from encoders.registry import load_encoder
+    from mining.mine import MiningConfig
+
+    encoder = load_encoder(args.encoder)
+    if args.task == "tatoeba":
+        result = evaluate.tatoeba_files(encoder, args.src, args.tgt)
+    elif args.task == "xsim":
+        src, tgt = evaluate.read_lines(args.src), evaluate.read_lines(args.tgt)
+        if len(src) != len(tgt):
+            raise ValueError(f"{args.src} has {len(src)} lines but {args.tgt} has {len(tgt)}")
+        result = {"xsim_error": evaluate.xsim_error(encoder.encode(src), encoder.encode(tgt)), "n": len(src)}
+    else:
+        config = MiningConfig(k=args.k, margin=args.margin, retrieval=args.retrieval)
+        result = vars(evaluate.bucc_files(encoder, args.src, args.tgt, args.gold, config))
+    print(json.dumps({"task": args.task, "encoder": args.encoder, **result}))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="parabeam", description="Bitext mining with Apache Beam")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _mine_parser(sub)
+    _eval_parser(sub)
+    args, extra = parser.parse_known_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.command != "mine" and extra:
+        parser.error(f"unrecognised arguments: {' '.join(extra)}")
+    try:
+        if args.command == "mine":
+            return _run_mine(args, extra)
+        return _run_eval(args)
+    except (ValueError, FileNotFoundError, RuntimeError) as err:
+        print(f"parabeam: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

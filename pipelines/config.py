@@ -1,0 +1,125 @@
+"""Typed run configuration: YAML presets (conf/*.yaml) and CLI flags map onto these frozen dataclasses here,
+in one place, and nowhere else."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any
+
+from mining.mine import MiningConfig
+
+PRESET_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "conf")
+
+
+@dataclasses.dataclass(frozen=True)
+class TextConfig:
+    """Sentence splitting, filtering and LID."""
+
+    min_chars: int = 8
+    max_chars: int = 1000
+    # py3langid's normalised probability; below this a sentence is dropped as lid_low_confidence
+    lid_threshold: float = 0.5
+
+    def __post_init__(self) -> None:
+        if not 0 < self.min_chars <= self.max_chars:
+            raise ValueError(f"need 0 < min_chars <= max_chars, got {self.min_chars} and {self.max_chars}")
+        if not 0.0 <= self.lid_threshold <= 1.0:
+            raise ValueError(f"lid_threshold must be in [0, 1], got {self.lid_threshold}")
+
+
+@dataclasses.dataclass(frozen=True)
+class EmbedConfig:
+    encoder: str = "default"
+    device: str | None = None  # None: CUDA when present, else CPU
+    precision: str = "auto"
+    max_tokens: int | None = None  # padded tokens per batch; None: the backend's default for the device
+
+    def __post_init__(self) -> None:
+        if self.precision not in ("auto", "fp32", "fp16", "bf16"):
+            raise ValueError(f"precision must be auto, fp32, fp16 or bf16; got {self.precision!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    text: TextConfig = TextConfig()
+    embed: EmbedConfig = EmbedConfig()
+    mining: MiningConfig = MiningConfig()
+    shard_size: int = 100_000  # sentences per embedding shard
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.shard_size < 1:
+            raise ValueError(f"shard_size must be >= 1, got {self.shard_size}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+_SECTIONS = {"text": TextConfig, "embed": EmbedConfig, "mining": MiningConfig}
+
+
+def resolve_preset(name_or_path: str) -> str:
+    """A YAML path, or the name of a bundled preset (``local``, ``conf/local.yaml``)."""
+    if os.path.exists(name_or_path):
+        return name_or_path
+    candidate = os.path.join(PRESET_DIR, os.path.basename(name_or_path))
+    if not candidate.endswith((".yaml", ".yml")):
+        candidate += ".yaml"
+    if os.path.exists(candidate):
+        return candidate
+    raise FileNotFoundError(f"config {name_or_path!r} not found (bundled presets live in {PRESET_DIR})")
+
+
+def load_config(path: str | None = None, overrides: dict[str, dict[str, Any]] | None = None) -> RunConfig:
+    """RunConfig from a YAML file (sections text/embed/mining plus top-level keys), then CLI overrides."""
+    import yaml
+
+    data: dict[str, Any] = {}
+    if path:
+        with open(resolve_preset(path), encoding="utf-8") as f:
+            data = yaml.safe_load(f) or {}
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: expected a mapping at the top level")
+    for section, values in (overrides or {}).items():
+        if section in _SECTIONS:
+            data.setdefault(section, {})
+            data[section] = {**(data[section] or {}), **{k: v for k, v in values.items() if v is not None}}
+        else:
+            data.update({k: v for k, v in values.items() if v is not None})
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        if key in _SECTIONS:
+            cls = _SECTIONS[key]
+            known = {f.name for f in dataclasses.fields(cls)}
+            unknown = set(value or {}) - known
+            if unknown:
+                raise ValueError(f"unknown key(s) {sorted(unknown)} in section {key!r}; known: {sorted(known)}")
+            kwargs[key] = cls(**(value or {}))
+        elif key in ("shard_size", "seed"):
+            kwargs[key] = int(value)
+        elif key == "beam":
+            continue  # pipeline options, read by the CLI
+        else:
+            raise ValueError(f"unknown config key {key!r}; known: text, embed, mining, shard_size, seed, beam")
+    return RunConfig(**kwargs)
+
+
+def beam_args_from_config(path: str | None) -> list[str]:
+    """The ``beam:`` section of a preset as command-line pipeline options (the CLI's own flags win)."""
+    import yaml
+
+    if not path:
+        return []
+    with open(resolve_preset(path), encoding="utf-8") as f:
+        data = yaml.safe_load(f) or {}
+    args = []
+    for key, value in (data.get("beam") or {}).items():
+        if isinstance(value, bool):
+            if value:
+                args.append(f"--{key}")
+        elif isinstance(value, list):
+            args.extend(f"--{key}={item}" for item in value)
+        else:
+            args.append(f"--{key}={value}")
+    return args

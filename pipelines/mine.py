@@ -1,0 +1,83 @@
+"""``parabeam mine``: the end-to-end Beam pipeline (DESIGN.md data flow) and its entry point."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import uuid
+
+import apache_beam as beam
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from mining.languages import Language, language_pairs
+from pipelines import storage
+from pipelines.config import RunConfig
+from pipelines.mining_stages import EmbedShards, MinePairs, WriteBitext, WriteReport, pair_name
+from pipelines.text_stages import Deduplicate, IdentifyLanguage, ReadDocuments, Shard, SplitSentences, expand_inputs
+
+log = logging.getLogger("parabeam")
+
+
+def build_pipeline(
+    p: beam.Pipeline,
+    *,
+    paths: list[str],
+    languages: list[Language],
+    pairs: list[tuple[Language, Language]],
+    output: str,
+    config: RunConfig,
+    run_id: str,
+) -> None:
+    """Adds every stage to ``p``. ``paths`` are already expanded (see ``expand_inputs``)."""
+    settings = {
+        "run_id": run_id,
+        "inputs": paths,
+        "languages": [lang.code for lang in languages],
+        "pairs": [pair_name(a.code, b.code) for a, b in pairs],
+        "config": config.to_dict(),
+    }
+    docs = p | "ReadDocuments" >> ReadDocuments(paths)
+    sentences = docs.documents | "SplitSentences" >> SplitSentences(config.text)
+    identified = sentences.sentences | "IdentifyLanguage" >> IdentifyLanguage(config.text, languages)
+    unique = identified.identified | "Deduplicate" >> Deduplicate()
+    shards = unique.unique | "Shard" >> Shard(config.shard_size)
+    embedded = shards | "EmbedShards" >> EmbedShards(config.embed, storage.join(output, "_work"))
+    mined = embedded.shards | "MinePairs" >> MinePairs(
+        [(a.code, b.code) for a, b in pairs], config.mining, config.embed.encoder, run_id
+    )
+    _ = mined.tables | "WriteBitext" >> WriteBitext(output)
+    stats = (docs.stats, sentences.stats, identified.stats, unique.stats, embedded.stats, mined.stats)
+    _ = stats | "AllCounts" >> beam.Flatten() | "WriteReport" >> WriteReport(output, settings)
+
+
+def run(
+    *,
+    inputs: list[str],
+    languages: list[Language],
+    output: str,
+    config: RunConfig = RunConfig(),
+    pivot: str | None = None,
+    beam_args: list[str] | None = None,
+    test_pipeline: beam.Pipeline | None = None,
+) -> dict:
+    """Mine ``languages`` from ``inputs`` into ``output``; returns the report (report.json's content)."""
+    paths = expand_inputs(inputs)
+    pairs = language_pairs(languages, pivot)
+    if not pairs:
+        raise ValueError("no language pair to mine (check --langs and --pivot)")
+    run_id = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6]
+    # stale parts of an earlier run of the same pairs would mix with this run's output
+    for a, b in pairs:
+        storage.delete_matching(storage.join(output, "bitext", f"pair={pair_name(a.code, b.code)}", "*"))
+    log.info("mining %s from %d file(s) into %s", ", ".join(pair_name(a.code, b.code) for a, b in pairs),
+             len(paths), output)
+    pipeline = test_pipeline or beam.Pipeline(options=PipelineOptions(beam_args or []))
+    build_pipeline(pipeline, paths=paths, languages=languages, pairs=pairs, output=output, config=config,
+                   run_id=run_id)
+    result = pipeline.run()
+    result.wait_until_finish()
+    report = json.loads(storage.read_bytes(storage.join(output, "report.json")))
+    if report.get("settings", {}).get("run_id") != run_id:
+        raise RuntimeError(f"{output}/report.json was not written by this run ({run_id})")
+    return report

