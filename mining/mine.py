@@ -28,7 +28,7 @@ class MiningConfig:
     margin: Literal["ratio", "distance", "absolute"] = "ratio"
     retrieval: Literal["forward", "backward", "intersection", "max"] = "max"
     # Default chosen on held-out FLORES/NTREX news data with the default encoder (README, "Measured figures").
-    threshold: float = 1.06
+    threshold: float = 1.2
     # Scores above this are dropped (stopes drops > 1.25: usually boilerplate or identical strings).
     max_score: float | None = None
     query_block: int = 65536

@@ -2,7 +2,7 @@
 
 Each reader takes an open binary stream and the file's name and yields ``Document`` records; a bad record is
 reported through ``on_drop(reason)`` and skipped, a broken file ends its iteration with one ``on_drop`` for the
-file. WET parsing uses warcio (the Webrecorder project's WARC library), which reads plain or gzip-per-record files.
+file. WET parsing uses warcio (the Webrecorder project's WARC library), which reads plain WARC; gzip (one member per record, as CommonCrawl writes it) is undone by Python's gzip module.
 """
 
 from __future__ import annotations
@@ -68,12 +68,18 @@ def read_wet(stream: BinaryIO, path: str, on_drop: DropCallback) -> Iterator[Doc
     from warcio.archiveiterator import ArchiveIterator
     from warcio.exceptions import ArchiveLoadFailed
 
-    iterator = ArchiveIterator(stream)
+    # gzip is undone here rather than inside warcio so that a truncated member raises EOFError (warcio would
+    # end quietly); offsets are then positions in the decompressed stream
+    guarded = _TruncationGuard(_maybe_gunzip(stream, path))
+    iterator = ArchiveIterator(guarded)
     try:
         for record in iterator:
             if record.rec_type != "conversion":  # warcinfo / request / response records carry no text
                 continue
             payload = record.content_stream().read()
+            declared = record.rec_headers.get_header("Content-Length")
+            if guarded.truncated and declared is not None and len(payload) < int(declared):
+                break  # the record the file was cut in
             try:
                 text = payload.decode("utf-8")
             except UnicodeDecodeError:
@@ -86,6 +92,34 @@ def read_wet(stream: BinaryIO, path: str, on_drop: DropCallback) -> Iterator[Doc
     except ArchiveLoadFailed as err:
         on_drop("malformed_wet_record")
         _warn(f"{path}: stopped reading, malformed WARC/WET record ({err})")
+    if guarded.truncated:
+        on_drop("truncated_or_corrupt_file")
+        _warn(f"{path}: stopped reading, file is truncated or corrupt ({guarded.error})")
+
+
+class _TruncationGuard(io.RawIOBase):
+    """Reads a decompressing stream in small steps and turns a truncation error into end-of-file plus a flag,
+    so the records before the damage are still parsed (a reader buffering ahead would lose them)."""
+
+    def __init__(self, stream: BinaryIO, step: int = 4096):
+        self.stream = stream
+        self.step = step
+        self.truncated = False
+        self.error = ""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        if self.truncated:
+            return 0
+        try:
+            data = self.stream.read(min(len(buffer), self.step))
+        except (EOFError, zlib.error, gzip.BadGzipFile) as err:
+            self.truncated, self.error = True, f"{type(err).__name__}: {err}"
+            return 0
+        buffer[: len(data)] = data
+        return len(data)
 
 
 def read_jsonl(stream: BinaryIO, path: str, on_drop: DropCallback) -> Iterator[Document]:

