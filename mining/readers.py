@@ -2,7 +2,8 @@
 
 Each reader takes an open binary stream and the file's name and yields ``Document`` records; a bad record is
 reported through ``on_drop(reason)`` and skipped, a broken file ends its iteration with one ``on_drop`` for the
-file. WET parsing uses warcio (the Webrecorder project's WARC library), which reads plain WARC; gzip (one member per record, as CommonCrawl writes it) is undone by Python's gzip module.
+file. WET parsing uses warcio (the Webrecorder project's WARC library) on plain WARC; gzip (one member
+per record, as CommonCrawl writes it) is undone by Python's gzip module.
 """
 
 from __future__ import annotations
