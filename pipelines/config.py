@@ -71,16 +71,21 @@ def resolve_preset(name_or_path: str) -> str:
     raise FileNotFoundError(f"config {name_or_path!r} not found (bundled presets live in {PRESET_DIR})")
 
 
-def load_config(path: str | None = None, overrides: dict[str, dict[str, Any]] | None = None) -> RunConfig:
-    """RunConfig from a YAML file (sections text/embed/mining plus top-level keys), then CLI overrides."""
+def _read_preset(path: str | None) -> dict[str, Any]:
     import yaml
 
-    data: dict[str, Any] = {}
-    if path:
-        with open(resolve_preset(path), encoding="utf-8") as f:
-            data = yaml.safe_load(f) or {}
-        if not isinstance(data, dict):
-            raise ValueError(f"{path}: expected a mapping at the top level")
+    if not path:
+        return {}
+    with open(resolve_preset(path), encoding="utf-8") as f:
+        data = yaml.safe_load(f) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+def load_config(path: str | None = None, overrides: dict[str, dict[str, Any]] | None = None) -> RunConfig:
+    """RunConfig from a YAML file (sections text/embed/mining plus top-level keys), then CLI overrides."""
+    data = _read_preset(path)
     for section, values in (overrides or {}).items():
         if section in _SECTIONS:
             data.setdefault(section, {})
@@ -107,14 +112,8 @@ def load_config(path: str | None = None, overrides: dict[str, dict[str, Any]] | 
 
 def beam_args_from_config(path: str | None) -> list[str]:
     """The ``beam:`` section of a preset as command-line pipeline options (the CLI's own flags win)."""
-    import yaml
-
-    if not path:
-        return []
-    with open(resolve_preset(path), encoding="utf-8") as f:
-        data = yaml.safe_load(f) or {}
     args = []
-    for key, value in (data.get("beam") or {}).items():
+    for key, value in (_read_preset(path).get("beam") or {}).items():
         if isinstance(value, bool):
             if value:
                 args.append(f"--{key}")
