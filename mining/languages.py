@@ -89,6 +89,22 @@ _LANGUAGES: dict[str, tuple[tuple[str, ...], str]] = {
 _ISO3_TO_ISO1 = {iso3: iso1 for iso1, (iso3s, _) in _LANGUAGES.items() for iso3 in iso3s}
 
 
+# Labels of the LID model that are varieties it confuses with a requested language: py3langid labels much
+# Simplified Chinese news text ``wuu`` (Wu), English headlines ``pcm`` (Nigerian Pidgin) and Arabic ``ary``/``arz``.
+# A sentence with such a label counts as the requested language unless the variety is itself requested.
+LID_ALIASES: dict[str, tuple[str, ...]] = {"zh": ("wuu",), "en": ("pcm",), "ar": ("ary", "arz")}
+
+
+def code_by_lid_label(langs: list[Language]) -> dict[str, str]:
+    """LID label -> the requested code it counts as: each language's own label, then its aliases (never taking
+    a label another requested language owns)."""
+    mapping = {lang.lid_label: lang.code for lang in langs}
+    for lang in langs:
+        for alias in LID_ALIASES.get(lang.lid_label, ()):
+            mapping.setdefault(alias, lang.code)
+    return mapping
+
+
 @dataclasses.dataclass(frozen=True)
 class Language:
     """A requested language: the code as the user wrote it and the LID label it maps to."""

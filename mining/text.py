@@ -23,6 +23,18 @@ _PUNCT_OR_SYMBOL = {"P", "S"}
 # too: a lowercase word of two or more letters, a full stop, space, then a capital letter, unless the word is a
 # common lowercase abbreviation.
 _MISSED_END = re.compile(r"\b([^\W\d_]{2,})[.!?]\s+(?=[\"'«„“(]?[^\W\d_])")
+# German-style ordinals ("am 6. Juli", "seinen 70. Geburtstag", "(29. September"): BlingFire ends a sentence
+# after "6."; rejoin when the number follows an article/preposition that takes an ordinal, an opening bracket or
+# starts the sentence, or when the next word is a month name (no language writes "6. July" for a sentence end).
+_ORDINAL_END = re.compile(r"(?:^|(?<=[\s(\[]))(\d{1,3})\.$")
+_ORDINAL_WORDS = frozenset(
+    "am dem den der des die das zum zur vom im ins bis ab seit an auf für fur bei nach vor ein eine einem einen "
+    "einer seinen seinem seiner ihren ihrem ihrer jeden jedem jeder zu von det de".split()
+)
+_MONTHS = frozenset(
+    "januar jänner februar feber märz april mai juni juli august september oktober november dezember "
+    "januari februari maart mei augustus oktober jan feb mär apr jun jul aug sep sept okt nov dez".split()
+)
 _LOWER_ABBREVIATIONS = frozenset(
     "etc vs ca bzw usw ggf inkl evtl vgl zzgl approx incl fig no nr vol pp cf al ed eds resp cca env mme mlle".split()
 )
@@ -30,15 +42,66 @@ _LOWER_ABBREVIATIONS = frozenset(
 
 def split_sentences(text: str) -> Iterator[str]:
     """Sentences of ``text`` in order, stripped; empty ones skipped. Works on any script."""
-    import blingfire
-
     for line in text.splitlines():
         line = line.strip()
         if not line:
             continue
-        for sentence in blingfire.text_to_sentences(line).split("\n"):
+        for start, end in _sentence_spans(line):
+            sentence = line[start:end].strip()
+            if not sentence:
+                continue
             for part in _split_missed_ends(sentence):
                 yield from _split_by_script(part)
+
+
+_CLOSING = "”’」』）》〉】〕〗〙〛)]}»"
+
+
+def _sentence_spans(line: str) -> list[tuple[int, int]]:
+    """BlingFire's sentence spans of ``line``, corrected: closing quotes and brackets that BlingFire starts a CJK
+    sentence with (``…会赢。`` + ``”然后…``) go back to the sentence they close (an ASCII ``"`` only when the
+    sentence before has an odd number of them, or it stands alone), and German-style ordinals rejoin. Spans index the original
+    line, so a sentence keeps its original characters (no-break spaces included)."""
+    import blingfire
+
+    _, offsets = blingfire.text_to_sentences_and_offsets(line)
+    spans: list[list[int]] = []
+    for start, end in offsets:
+        if spans:
+            moved = start
+            while moved < end and line[moved] in _CLOSING:
+                moved += 1
+            if moved == start and line[start] == '"' and (
+                line[spans[-1][0]:spans[-1][1]].count('"') % 2 == 1 or not line[start + 1:end].strip()
+            ):
+                moved += 1
+            if moved > start:
+                spans[-1][1] = moved
+                start = moved
+                while start < end and line[start].isspace():
+                    start += 1
+            if start < end and _continues_ordinal(line[spans[-1][0]:spans[-1][1]], line[start:end]):
+                spans[-1][1] = end
+                continue
+        if start < end:
+            spans.append([start, end])
+    return [(a, b) for a, b in spans]
+
+
+def _continues_ordinal(previous: str, following: str) -> bool:
+    match = _ORDINAL_END.search(previous)
+    if match is None or not following:
+        return False
+    before = previous[: match.start(1)].rstrip()
+    word_before = before.split()[-1].casefold() if before.split() else ""
+    next_word = following.split()[0].strip(".,;:)").casefold()
+    return (
+        next_word in _MONTHS
+        or word_before in _ORDINAL_WORDS
+        or not before
+        or before.endswith(("(", "["))
+        or following[0].islower()
+    )
 
 
 def _split_missed_ends(sentence: str) -> list[str]:
@@ -70,6 +133,17 @@ def _split_by_script(sentence: str) -> Iterator[str]:
             yield part.strip()
 
 
+# Han ideographs, kana and Hangul syllables: one such character carries about what three Latin letters do.
+_WIDE_CHARS = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\U00020000-\U0002fa1f]")
+WIDE_CHAR_WEIGHT = 3
+
+
+def text_length(sentence: str) -> int:
+    """Length for the min/max filters: characters, with CJK ideographs, kana and Hangul counting 3 each, so one
+    threshold suits every script (a 7-character Chinese sentence is a full sentence; 7 Latin letters are not)."""
+    return len(sentence) + (WIDE_CHAR_WEIGHT - 1) * len(_WIDE_CHARS.findall(sentence))
+
+
 def normalise_for_dedup(sentence: str) -> str:
     """The dedup key: NFKC, case-folded, punctuation and symbols removed, whitespace collapsed."""
     text = unicodedata.normalize("NFKC", sentence).casefold()
@@ -94,3 +168,27 @@ class LanguageIdentifier:
     def predict(self, text: str) -> tuple[str, float]:
         label, prob = self._model.classify(text)
         return label, float(prob)
+
+    def rank(self, text: str, top: int) -> list[tuple[str, float]]:
+        """The ``top`` most probable labels with their probabilities, best first."""
+        return [(label, float(prob)) for label, prob in self._model.rank(text)[:top]]
+
+
+def decide_language(
+    ranked: list[tuple[str, float]], threshold: float, doc_label: str, doc_prob: float, doc_threshold: float
+) -> tuple[str, float, bool]:
+    """A sentence's language from its ranked LID labels and its document's label: ``(label, prob, by_document)``.
+
+    The sentence's own top label wins when its probability reaches ``threshold``. Otherwise, when the document is
+    identified with probability >= ``doc_threshold`` and the document's label is among ``ranked``, the sentence
+    takes the document's label (the LID is unsure on headlines and short lines, but a sentence inside a
+    confidently German page whose own guess lists German is German). Otherwise the top label is returned with its
+    low probability, for the caller to drop."""
+    label, prob = ranked[0]
+    if prob >= threshold:
+        return label, prob, False
+    if doc_prob >= doc_threshold:
+        for candidate, candidate_prob in ranked:
+            if candidate == doc_label:
+                return candidate, candidate_prob, True
+    return label, prob, False

@@ -20,12 +20,21 @@ class TextConfig:
     max_chars: int = 1000
     # py3langid's normalised probability; below this a sentence is dropped as lid_low_confidence
     lid_threshold: float = 0.5
+    # A sentence the LID is unsure of (headlines, short lines, names) takes its document's language when the
+    # document as a whole is identified with at least this probability and that language is among the
+    # sentence's top ``lid_fallback_rank`` labels. Set doc_lid_threshold above 1 to turn the fallback off.
+    doc_lid_threshold: float = 0.9
+    lid_fallback_rank: int = 5
 
     def __post_init__(self) -> None:
         if not 0 < self.min_chars <= self.max_chars:
             raise ValueError(f"need 0 < min_chars <= max_chars, got {self.min_chars} and {self.max_chars}")
         if not 0.0 <= self.lid_threshold <= 1.0:
             raise ValueError(f"lid_threshold must be in [0, 1], got {self.lid_threshold}")
+        if self.doc_lid_threshold < 0.0:
+            raise ValueError(f"doc_lid_threshold must be >= 0, got {self.doc_lid_threshold}")
+        if self.lid_fallback_rank < 1:
+            raise ValueError(f"lid_fallback_rank must be >= 1, got {self.lid_fallback_rank}")
 
 
 @dataclasses.dataclass(frozen=True)

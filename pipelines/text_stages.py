@@ -11,9 +11,16 @@ import apache_beam as beam
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from mining.languages import Language
+from mining.languages import Language, code_by_lid_label
 from mining.readers import Document, read_documents
-from mining.text import LanguageIdentifier, clean_sentence, normalise_for_dedup, split_sentences
+from mining.text import (
+    LanguageIdentifier,
+    clean_sentence,
+    decide_language,
+    normalise_for_dedup,
+    split_sentences,
+    text_length,
+)
 from pipelines.config import TextConfig
 from pipelines.counting import STATS, CountingDoFn
 
@@ -27,6 +34,8 @@ class Sentence(NamedTuple):
     position: int  # sentence index within the document
     lid_label: str = ""
     lid_prob: float = 0.0
+    doc_lid_label: str = ""  # the document's language by the LID, for the fallback in IdentifyLanguage
+    doc_lid_prob: float = 0.0
 
 
 def expand_inputs(patterns: list[str]) -> list[str]:
@@ -81,16 +90,26 @@ class _Split(CountingDoFn):
     def __init__(self, config: TextConfig):
         self.config = config
 
+    def setup(self):
+        self.lid = LanguageIdentifier() if self.config.doc_lid_threshold <= 1.0 else None
+
     def process(self, doc: Document):
+        doc_label, doc_prob = "", 0.0
+        if self.lid is not None:  # document-level LID (the first 20k characters) for the sentence fallback
+            doc_label, doc_prob = self.lid.predict(clean_sentence(doc.text[:20_000]))
         position = 0
         for sentence in split_sentences(doc.text):
             self.count("sentences/in")
-            if len(sentence) < self.config.min_chars:
+            length = text_length(sentence)
+            if length < self.config.min_chars:
                 self.count("sentences/dropped/too_short")
-            elif len(sentence) > self.config.max_chars:
+            elif length > self.config.max_chars:
                 self.count("sentences/dropped/too_long")
             else:
-                yield Sentence(sentence, doc.url, doc.digest, doc.source, doc.offset, position)
+                yield Sentence(
+                    sentence, doc.url, doc.digest, doc.source, doc.offset, position,
+                    doc_lid_label=doc_label, doc_lid_prob=doc_prob,
+                )
             position += 1
 
 
@@ -108,20 +127,26 @@ class SplitSentences(beam.PTransform):
 class _Identify(CountingDoFn):
     def __init__(self, config: TextConfig, languages: list[Language]):
         self.config = config
-        self.code_by_label = {lang.lid_label: lang.code for lang in languages}
+        self.code_by_label = code_by_lid_label(languages)
 
     def setup(self):
         self.lid = LanguageIdentifier()
 
     def process(self, sentence: Sentence):
-        label, prob = self.lid.predict(clean_sentence(sentence.text))
+        cfg = self.config
+        ranked = self.lid.rank(clean_sentence(sentence.text), cfg.lid_fallback_rank)
+        label, prob, by_document = decide_language(
+            ranked, cfg.lid_threshold, sentence.doc_lid_label, sentence.doc_lid_prob, cfg.doc_lid_threshold
+        )
         code = self.code_by_label.get(label)
         if code is None:
             self.count("sentences/dropped/other_language")
-        elif prob < self.config.lid_threshold:
+        elif prob < cfg.lid_threshold and not by_document:
             self.count(f"languages/{code}/dropped/lid_low_confidence")
         else:
             self.count(f"languages/{code}/identified")
+            if by_document:
+                self.count(f"languages/{code}/identified_by_document")
             yield code, sentence._replace(lid_label=label, lid_prob=prob)
 
 

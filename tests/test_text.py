@@ -11,9 +11,9 @@ from collections import Counter
 import pytest
 
 from conftest import REPO
-from mining.languages import language_pairs, parse_language, parse_languages
+from mining.languages import code_by_lid_label, language_pairs, parse_language, parse_languages
 from mining.readers import read_documents
-from mining.text import LanguageIdentifier, normalise_for_dedup, split_sentences
+from mining.text import LanguageIdentifier, decide_language, normalise_for_dedup, split_sentences, text_length
 
 SAMPLE_WET = os.path.join(REPO, "sample", "sample.warc.wet.gz")
 
@@ -69,6 +69,14 @@ def test_plain_text_documents_are_blank_line_blocks():
         ("Привет всем. Как дела?", ["Привет всем.", "Как дела?"]),
         ("Dr. Smith kam an. Er war müde.\nNeue Zeile", ["Dr. Smith kam an.", "Er war müde.", "Neue Zeile"]),
         ("नमस्ते। आप कैसे हैं?", ["नमस्ते।", "आप कैसे हैं?"]),
+        # closing quotes stay with the sentence they close (BlingFire starts the next CJK sentence with them)
+        ("他说：“我们会赢。”然后离开了。", ["他说：“我们会赢。”", "然后离开了。"]),
+        # German ordinals rejoin, keeping the original no-break space; an English sentence end after a number
+        # does not
+        ("In der 25.\xa0Minute traf er. Am Samstag (29. September) kam es.",
+         ["In der 25.\xa0Minute traf er.", "Am Samstag (29. September) kam es."]),
+        ("Er feierte seinen 70. Geburtstag.", ["Er feierte seinen 70. Geburtstag."]),
+        ("He was 25. He then left.", ["He was 25.", "He then left."]),
     ],
 )
 def test_split_sentences_by_script(text, expected):
@@ -99,3 +107,30 @@ def test_language_codes():
     langs = parse_languages("de,en,fr")
     assert [(a.code, b.code) for a, b in language_pairs(langs)] == [("de", "en"), ("de", "fr"), ("en", "fr")]
     assert [(a.code, b.code) for a, b in language_pairs(langs, pivot="en")] == [("de", "en"), ("en", "fr")]
+
+
+def test_text_length_weighs_cjk_characters():
+    assert text_length("Hallo") == 5
+    assert text_length("您曾说感到胸痛") == 21  # a full sentence in 7 characters passes min_chars=8
+    assert text_length("Tokyo東京") == 5 + 2 * 3
+
+
+def test_lid_falls_back_to_a_confident_document():
+    ranked = [("pcm", 0.11), ("da", 0.10), ("en", 0.09)]
+    # unsure sentence in a confidently English document: English, with the sentence's own probability for it
+    assert decide_language(ranked, 0.5, "en", 0.99, 0.9) == ("en", 0.09, True)
+    # the document is not confident enough, or its language is not among the sentence's guesses: unchanged
+    assert decide_language(ranked, 0.5, "en", 0.8, 0.9) == ("pcm", 0.11, False)
+    assert decide_language(ranked, 0.5, "de", 0.99, 0.9) == ("pcm", 0.11, False)
+    # a confident sentence keeps its own label even inside a document of another language
+    assert decide_language([("en", 0.95), ("de", 0.03)], 0.5, "de", 0.99, 0.9) == ("en", 0.95, False)
+
+
+def test_lid_aliases_map_confused_varieties_unless_requested():
+    assert code_by_lid_label(parse_languages("zh,en")) == {"zh": "zh", "en": "en", "wuu": "zh", "pcm": "en"}
+    mapping = code_by_lid_label(parse_languages("zh,en,ar"))
+    assert mapping["ary"] == "ar" and mapping["arz"] == "ar"
+    lid = LanguageIdentifier()
+    # py3langid labels this Simplified Chinese news sentence Wu; with zh requested it counts as zh
+    label, _ = lid.predict("星期四，莫斯科市长Sergei Sobyanin将封城日期延长至5月1日。")
+    assert code_by_lid_label(parse_languages("zh,en")).get(label) == "zh"
