@@ -195,9 +195,9 @@ def baseline_same_sentences_f1(out_dir: str, lang: str, encoder, scorer: Segment
 
 
 def parabeam_f1(lang: str, corpus_dir: str, scorer: SegmentScorer, gold_texts: set) -> dict:
-    import pyarrow.dataset as ds
-
     import shutil
+
+    import pyarrow.dataset as ds
 
     out = f"{corpus_dir}/out"
     shutil.rmtree(out, ignore_errors=True)  # a cold run: no embedding shards reused from an earlier one

@@ -7,11 +7,12 @@ looking up texts are the caller's business (pipelines/ or a script).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 import numpy as np
 
+from mining.index import IndexConfig
 from mining.knn import knn_sharded
 from mining.margin import MARGINS, knn_means, margin_scores
 from mining.select import RETRIEVALS, greedy_one_to_one
@@ -63,48 +64,74 @@ def _as_shards(x: np.ndarray | Sequence[np.ndarray]) -> list[np.ndarray]:
     return [x] if isinstance(x, np.ndarray) else list(x)
 
 
-def score_candidates(
-    src_shards: np.ndarray | Sequence[np.ndarray],
-    tgt_shards: np.ndarray | Sequence[np.ndarray],
-    config: MiningConfig,
-) -> MinedPairs:
-    """Every retrieval candidate with its margin, before the threshold (what calibration looks at)."""
-    src_shards, tgt_shards = _as_shards(src_shards), _as_shards(tgt_shards)
-    src = np.concatenate(src_shards).astype(np.float32) if src_shards else np.zeros((0, 1), np.float32)
-    tgt = np.concatenate(tgt_shards).astype(np.float32) if tgt_shards else np.zeros((0, 1), np.float32)
-    empty = MinedPairs(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros(0, np.float32))
-    if len(src) == 0 or len(tgt) == 0:
-        return empty
-    k = config.k
-    D_fwd, I_fwd = knn_sharded(src, tgt_shards, k, query_block=config.query_block)  # (n_src, k)
-    D_bwd, I_bwd = knn_sharded(tgt, src_shards, k, query_block=config.query_block)  # (n_tgt, k)
-    mean_src = knn_means(D_fwd)  # (n_src,) neighbourhood of each source sentence among the targets
-    mean_tgt = knn_means(D_bwd)  # (n_tgt,)
-    valid_fwd, valid_bwd = I_fwd >= 0, I_bwd >= 0
-    fwd_scores = margin_scores(D_fwd, mean_src[:, None], mean_tgt[np.maximum(I_fwd, 0)], config.margin)
-    bwd_scores = margin_scores(D_bwd, mean_src[np.maximum(I_bwd, 0)], mean_tgt[:, None], config.margin)
-    fwd_scores = np.where(valid_fwd, fwd_scores, -np.inf)
-    bwd_scores = np.where(valid_bwd, bwd_scores, -np.inf)
-    # best candidate per source (forward) and per target (backward), by margin
-    fwd_best = fwd_scores.argmax(axis=1)  # (n_src,)
-    bwd_best = bwd_scores.argmax(axis=1)  # (n_tgt,)
-    rows_src, rows_tgt = np.arange(len(src)), np.arange(len(tgt))
-    fwd = (rows_src, I_fwd[rows_src, fwd_best], fwd_scores[rows_src, fwd_best], D_fwd[rows_src, fwd_best])
-    bwd = (I_bwd[rows_tgt, bwd_best], rows_tgt, bwd_scores[rows_tgt, bwd_best], D_bwd[rows_tgt, bwd_best])
+@dataclasses.dataclass
+class Candidates:
+    """The best-margin neighbour of every query row in one direction (forward: rows are source sentences and
+    ``other`` target ids; backward: the reverse). Row i of the arrays is query row ``first_row + i``."""
 
-    if config.retrieval == "forward":
-        s, t, sc, co = fwd
-    elif config.retrieval == "backward":
-        s, t, sc, co = bwd
-    elif config.retrieval == "intersection":
-        # keep a forward pick whose target picks it back
-        back_of_target = I_bwd[fwd[1], bwd_best[fwd[1]]]
-        mutual = back_of_target == rows_src
-        s, t, sc, co = (a[mutual] for a in fwd)
-    else:  # max: greedy one-to-one over the union of both directions' best candidates
-        s, t, sc, co = (np.concatenate([a, b]) for a, b in zip(fwd, bwd))
+    first_row: int
+    other: np.ndarray  # (n,) int64, -1 where the database was empty
+    score: np.ndarray  # (n,) float32 margin, -inf where there is no neighbour
+    cosine: np.ndarray  # (n,) float32
+
+
+def shard_candidates(
+    D: np.ndarray, I: np.ndarray, own_means: np.ndarray, other_means: np.ndarray, margin: str, first_row: int = 0
+) -> Candidates:
+    """Margin scores of one query shard's k neighbours (``D``, ``I``: (n, k)) and the best one per row.
+
+    ``own_means`` (n,) are the query rows' neighbourhood means, ``other_means`` (N_other,) those of the whole
+    other language, so the margin uses global neighbourhoods even when queries come shard by shard."""
+    valid = I >= 0
+    other_mean = np.asarray(other_means, dtype=np.float32)[np.maximum(I, 0)]  # (n, k)
+    scores = margin_scores(D, np.asarray(own_means, dtype=np.float32)[:, None], other_mean, margin)
+    scores = np.where(valid, scores, -np.inf)  # (n, k)
+    best = scores.argmax(axis=1) if len(scores) else np.zeros(0, np.int64)  # (n,)
+    rows = np.arange(len(best))
+    return Candidates(
+        first_row=first_row,
+        other=I[rows, best].astype(np.int64),
+        score=scores[rows, best].astype(np.float32),
+        cosine=np.where(valid[rows, best], D[rows, best], -np.inf).astype(np.float32),
+    )
+
+
+def _concat(cands: Sequence[Candidates]) -> Candidates:
+    cands = sorted(cands, key=lambda c: c.first_row)
+    expected = 0
+    for c in cands:
+        if c.first_row != expected:
+            raise ValueError(f"candidate blocks do not tile the rows: expected row {expected}, got {c.first_row}")
+        expected += len(c.other)
+    if not cands:
+        return Candidates(0, np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros(0, np.float32))
+    return Candidates(
+        0, *(np.concatenate([getattr(c, f) for c in cands]) for f in ("other", "score", "cosine"))
+    )
+
+
+def select(forward: Sequence[Candidates], backward: Sequence[Candidates], retrieval: str) -> MinedPairs:
+    """Candidate selection (Artetxe & Schwenk 2019, sec. 3.2) from both directions' best candidates, given as
+    blocks in any order: forward (source -> target), backward (target -> source), intersection (a forward pick
+    whose target picks it back), max (greedy one-to-one over the union). Sorted by decreasing score."""
+    fwd, bwd = _concat(forward), _concat(backward)
+    rows_src, rows_tgt = np.arange(len(fwd.other)), np.arange(len(bwd.other))
+    f_ok, b_ok = fwd.other >= 0, bwd.other >= 0
+    f = (rows_src[f_ok], fwd.other[f_ok], fwd.score[f_ok], fwd.cosine[f_ok])
+    b = (bwd.other[b_ok], rows_tgt[b_ok], bwd.score[b_ok], bwd.cosine[b_ok])
+    if retrieval == "forward":
+        s, t, sc, co = f
+    elif retrieval == "backward":
+        s, t, sc, co = b
+    elif retrieval == "intersection":
+        mutual = bwd.other[f[1]] == f[0] if len(bwd.other) else np.zeros(len(f[0]), bool)
+        s, t, sc, co = (a[mutual] for a in f)
+    elif retrieval == "max":
+        s, t, sc, co = (np.concatenate([x, y]) for x, y in zip(f, b))
         keep = greedy_one_to_one(s, t, sc)
         s, t, sc, co = s[keep], t[keep], sc[keep], co[keep]
+    else:
+        raise ValueError(f"retrieval must be one of {', '.join(RETRIEVALS)}; got {retrieval!r}")
     order = np.lexsort((t, s, -sc))
     return MinedPairs(
         src=s[order].astype(np.int64),
@@ -112,6 +139,44 @@ def score_candidates(
         score=sc[order].astype(np.float32),
         cosine=co[order].astype(np.float32),
     )
+
+
+def score_candidates(
+    src_shards: np.ndarray | Sequence[np.ndarray],
+    tgt_shards: np.ndarray | Sequence[np.ndarray],
+    config: MiningConfig,
+) -> MinedPairs:
+    """Every retrieval candidate with its margin, before the threshold (what calibration looks at).
+    Exact kNN, shard by shard, each query shard scored against global neighbourhood means."""
+    src_shards, tgt_shards = _as_shards(src_shards), _as_shards(tgt_shards)
+    k = config.k
+    fwd_knn = [knn_sharded(x, tgt_shards, k, query_block=config.query_block) for x in src_shards]
+    bwd_knn = [knn_sharded(y, src_shards, k, query_block=config.query_block) for y in tgt_shards]
+    return candidates_from_knn(fwd_knn, bwd_knn, config)
+
+
+def candidates_from_knn(
+    fwd_knn: Sequence[tuple[np.ndarray, np.ndarray]], bwd_knn: Sequence[tuple[np.ndarray, np.ndarray]],
+    config: MiningConfig,
+) -> MinedPairs:
+    """Margins and selection from per-shard kNN results ``(D, I)`` in shard order, both directions."""
+    mean_src = np.concatenate([knn_means(D) for D, _ in fwd_knn]) if fwd_knn else np.zeros(0, np.float32)
+    mean_tgt = np.concatenate([knn_means(D) for D, _ in bwd_knn]) if bwd_knn else np.zeros(0, np.float32)
+    if len(mean_src) == 0 or len(mean_tgt) == 0:
+        return _empty()
+    forward, backward, row = [], [], 0
+    for D, I in fwd_knn:
+        forward.append(shard_candidates(D, I, mean_src[row : row + len(D)], mean_tgt, config.margin, row))
+        row += len(D)
+    row = 0
+    for D, I in bwd_knn:
+        backward.append(shard_candidates(D, I, mean_tgt[row : row + len(D)], mean_src, config.margin, row))
+        row += len(D)
+    return select(forward, backward, config.retrieval)
+
+
+def _empty() -> MinedPairs:
+    return MinedPairs(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros(0, np.float32))
 
 
 def apply_threshold(pairs: MinedPairs, threshold: float, max_score: float | None = None) -> MinedPairs:
@@ -128,3 +193,39 @@ def mine(
 ) -> MinedPairs:
     """Pairs of source/target rows whose margin passes ``config.threshold`` under ``config.retrieval``."""
     return apply_threshold(score_candidates(src_shards, tgt_shards, config), config.threshold, config.max_score)
+
+
+def mine_indexed(
+    load_src: Callable[[int], np.ndarray],
+    src_sizes: Sequence[int],
+    load_tgt: Callable[[int], np.ndarray],
+    tgt_sizes: Sequence[int],
+    config: MiningConfig = MiningConfig(),
+    index_config: IndexConfig = IndexConfig(),
+    timings: dict[str, float] | None = None,
+) -> MinedPairs:
+    """Mining with one FAISS index per language (chosen by size, see ``mining.index``), queries shard by
+    shard: memory holds the two indexes, one query shard and O(n) candidate arrays, never the raw languages
+    (beyond what a Flat index itself stores). ``timings`` receives seconds per stage when given."""
+    import time
+
+    from mining.index import build_index, search, to_gpu_if_available
+
+    timings = {} if timings is None else timings
+    d = np.asarray(load_src(0)).shape[1] if src_sizes else 0
+    if not src_sizes or not tgt_sizes or sum(src_sizes) == 0 or sum(tgt_sizes) == 0:
+        return _empty()
+    started = time.perf_counter()
+    src_index, _ = build_index(load_src, src_sizes, d, index_config)
+    tgt_index, _ = build_index(load_tgt, tgt_sizes, d, index_config)
+    src_index, tgt_index = to_gpu_if_available(src_index, index_config), to_gpu_if_available(tgt_index, index_config)
+    timings["build_indexes"] = time.perf_counter() - started
+    started = time.perf_counter()
+    fwd = [search(tgt_index, load_src(i), config.k, index_config.nprobe) for i in range(len(src_sizes))]
+    bwd = [search(src_index, load_tgt(i), config.k, index_config.nprobe) for i in range(len(tgt_sizes))]
+    timings["search"] = time.perf_counter() - started
+    del src_index, tgt_index
+    started = time.perf_counter()
+    pairs = apply_threshold(candidates_from_knn(fwd, bwd, config), config.threshold, config.max_score)
+    timings["score_and_select"] = time.perf_counter() - started
+    return pairs

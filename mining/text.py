@@ -60,8 +60,8 @@ _CLOSING = "”’」』）》〉】〕〗〙〛)]}»"
 def _sentence_spans(line: str) -> list[tuple[int, int]]:
     """BlingFire's sentence spans of ``line``, corrected: closing quotes and brackets that BlingFire starts a CJK
     sentence with (``…会赢。`` + ``”然后…``) go back to the sentence they close (an ASCII ``"`` only when the
-    sentence before has an odd number of them, or it stands alone), and German-style ordinals rejoin. Spans index the original
-    line, so a sentence keeps its original characters (no-break spaces included)."""
+    sentence before has an odd number of them, or it stands alone), and German-style ordinals rejoin. Spans
+    index the original line, so a sentence keeps its original characters (no-break spaces included)."""
     import blingfire
 
     _, offsets = blingfire.text_to_sentences_and_offsets(line)

@@ -1,0 +1,167 @@
+"""FAISS indexes per language, chosen by corpus size, trained on a seeded sample, filled shard by shard.
+
+Choice (``IndexConfig.kind = "auto"``), for n vectors of dimension d (inner product = cosine on unit vectors):
+- n < ``flat_max`` (default 200k): ``Flat``, exact; the margin is then exactly LASER's.
+- n < ``pq_min`` (default 5M): ``IVF{nlist},Flat``, nlist ~ 4 sqrt(n) rounded to a power of two (FAISS's
+  guideline of 4-16 sqrt(n) lists); memory 4 d bytes per vector, recall set by ``nprobe``.
+- above: ``OPQ{m},IVF{nlist},PQ{m}``, the compressed index CCMatrix (Schwenk et al. 2021, sec. 3) used for
+  billions of sentences, with m = d / 4 sub-quantisers by default (128 bytes per vector at d = 512; d / 8 loses
+  about a quarter of planted pairs at a fixed margin threshold in tests/test_index.py's setting, d / 4 none).
+  PQ distances are approximate, so margins shift: calibrate the threshold for this index (``mining.calibrate``).
+``kind`` may also be ``flat``, ``ivf``, ``ivfpq`` or any FAISS factory string.
+
+Training uses a seeded sample drawn evenly from every shard (so the centroids see the whole language), then
+vectors are added shard by shard, so building never holds more than the index plus one shard. Indexes are
+saved with FAISS's own serialisation (bytes, so any Beam filesystem can hold them). With ``faiss-gpu`` and a
+visible GPU, search runs on all GPUs, the index sharded across them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+log = logging.getLogger("parabeam")
+
+INDEX_KINDS = ("auto", "flat", "ivf", "ivfpq")
+
+
+@dataclasses.dataclass(frozen=True)
+class IndexConfig:
+    kind: str = "auto"  # auto | flat | ivf | ivfpq | a FAISS factory string
+    flat_max: int = 200_000  # below this many vectors: exact Flat
+    pq_min: int = 5_000_000  # from this many vectors: OPQ + IVF + PQ
+    nprobe: int = 32  # IVF lists visited per query
+    train_size: int = 131_072  # at most this many sampled vectors train IVF/PQ (and >= 39 per list)
+    pq_m: int | None = None  # PQ sub-quantisers (bytes per vector); None: d / 4
+    use_gpu: bool = True  # when faiss has GPU support and a GPU is visible
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.flat_max < 1 or self.pq_min < self.flat_max:
+            raise ValueError(f"need 1 <= flat_max <= pq_min, got {self.flat_max} and {self.pq_min}")
+        if self.nprobe < 1:
+            raise ValueError(f"nprobe must be >= 1, got {self.nprobe}")
+        if self.train_size < 1000:
+            raise ValueError(f"train_size must be >= 1000, got {self.train_size}")
+
+
+def n_lists(n: int) -> int:
+    """IVF list count for n vectors: 4 sqrt(n) rounded to a power of two, between 64 and 65536."""
+    return int(min(65536, max(64, 2 ** round(math.log2(4 * math.sqrt(max(n, 1)))))))
+
+
+def factory_string(n: int, d: int, config: IndexConfig = IndexConfig()) -> str:
+    """The FAISS factory string for a language of ``n`` vectors of dimension ``d``."""
+    kind = config.kind
+    if kind == "auto":
+        kind = "flat" if n < config.flat_max else "ivf" if n < config.pq_min else "ivfpq"
+    if kind == "flat":
+        return "Flat"
+    # no more lists than the sample can train (FAISS warns below 39 points per centroid)
+    nlist = min(n_lists(n), max(1, min(n, config.train_size) // 39))
+    if kind == "ivf":
+        return f"IVF{nlist},Flat"
+    if kind == "ivfpq":
+        m = config.pq_m or max(1, d // 4)
+        while d % m:
+            m -= 1
+        return f"OPQ{m},IVF{nlist},PQ{m}"
+    return kind  # a factory string given as is
+
+
+def _sample_rows(sizes: Sequence[int], n_sample: int, seed: int) -> list[np.ndarray]:
+    """Sorted row ids to take from each shard: ``n_sample`` in all, spread in proportion to shard sizes."""
+    total = int(sum(sizes))
+    rng = np.random.default_rng(seed)
+    chosen = np.sort(rng.choice(total, size=min(n_sample, total), replace=False))
+    bounds = np.cumsum([0, *sizes])
+    return [chosen[(chosen >= lo) & (chosen < hi)] - lo for lo, hi in zip(bounds[:-1], bounds[1:])]
+
+
+def build_index(
+    load_shard: Callable[[int], np.ndarray],
+    sizes: Sequence[int],
+    d: int,
+    config: IndexConfig = IndexConfig(),
+    factory: str | None = None,
+):
+    """An index over shards ``0 .. len(sizes)-1`` (``load_shard(i)`` returns shard i as (n_i, d), any float
+    dtype); ids are global rows in shard order. Returns ``(index, factory)``."""
+    import faiss
+
+    n = int(sum(sizes))
+    factory = factory or factory_string(n, d, config)
+    index = faiss.index_factory(d, factory, faiss.METRIC_INNER_PRODUCT)
+    if not index.is_trained:
+        picks = _sample_rows(sizes, config.train_size, config.seed)
+        sample = np.concatenate(
+            [np.asarray(load_shard(i), dtype=np.float32)[rows] for i, rows in enumerate(picks) if len(rows)]
+        )
+        log.info("training %s on %d of %d vectors", factory, len(sample), n)
+        index.train(sample)  # FAISS's k-means is seeded (ClusteringParameters.seed), so training is repeatable
+        del sample
+    for i in range(len(sizes)):
+        shard = np.ascontiguousarray(load_shard(i), dtype=np.float32)
+        if shard.shape[1:] != (d,):
+            raise ValueError(f"shard {i} has shape {shard.shape}, expected (n, {d})")
+        index.add(shard)
+    return index, factory
+
+
+def set_nprobe(index, nprobe: int) -> None:
+    """Sets nprobe on the IVF layer of ``index`` (a no-op for indexes without one)."""
+    import faiss
+
+    try:
+        faiss.extract_index_ivf(index).nprobe = nprobe
+    except RuntimeError:  # not an IVF index
+        pass
+
+
+def to_gpu_if_available(index, config: IndexConfig = IndexConfig()):
+    """The index on every visible GPU, sharded across them, when faiss-gpu is installed; else unchanged."""
+    import faiss
+
+    if not config.use_gpu or not hasattr(faiss, "StandardGpuResources") or faiss.get_num_gpus() == 0:
+        return index
+    options = faiss.GpuMultipleClonerOptions()
+    options.shard = True  # split the database across GPUs rather than replicate it
+    options.useFloat16 = True
+    log.info("index on %d GPU(s)", faiss.get_num_gpus())
+    return faiss.index_cpu_to_all_gpus(index, co=options)
+
+
+def search(index, queries: np.ndarray, k: int, nprobe: int = 32, block: int = 65536) -> tuple[np.ndarray, np.ndarray]:
+    """k nearest neighbours by inner product: ``D`` (n, k) float32, ``I`` (n, k) int64; rows sorted by
+    decreasing similarity, ties by smaller id (as ``mining.knn``); missing neighbours are -inf / -1."""
+    queries = np.ascontiguousarray(queries, dtype=np.float32)
+    set_nprobe(index, nprobe)
+    D = np.full((len(queries), k), -np.inf, dtype=np.float32)
+    I = np.full((len(queries), k), -1, dtype=np.int64)
+    kk = min(k, index.ntotal)
+    for start in range(0, len(queries), block):
+        if kk == 0:
+            break
+        d_blk, i_blk = index.search(queries[start : start + block], kk)
+        d_blk = np.where(i_blk >= 0, d_blk, -np.inf)
+        order = np.lexsort((np.where(i_blk >= 0, i_blk, np.iinfo(np.int64).max), -d_blk), axis=1)
+        D[start : start + block, :kk] = np.take_along_axis(d_blk, order, axis=1)
+        I[start : start + block, :kk] = np.take_along_axis(i_blk, order, axis=1)
+    return D, I
+
+
+def serialize(index) -> bytes:
+    import faiss
+
+    return faiss.serialize_index(index).tobytes()
+
+
+def deserialize(data: bytes):
+    import faiss
+
+    return faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
