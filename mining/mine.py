@@ -33,6 +33,11 @@ class MiningConfig:
     # Scores above this are dropped (stopes drops > 1.25: usually boilerplate or identical strings).
     max_score: float | None = None
     query_block: int = 65536
+    # fixed: use ``threshold``; auto: per pair from the score distribution (mining.calibrate), ``threshold``
+    # as the fallback when the fit fails. ``calibration_gold``: a TSV of known src<TAB>tgt pairs; when given,
+    # the threshold per pair is the F1-optimal one over them (it overrides both).
+    threshold_mode: Literal["fixed", "auto"] = "fixed"
+    calibration_gold: str | None = None
 
     def __post_init__(self) -> None:
         if self.k < 1:
@@ -43,6 +48,8 @@ class MiningConfig:
             raise ValueError(f"retrieval must be one of {', '.join(RETRIEVALS)}; got {self.retrieval!r}")
         if self.max_score is not None and self.max_score <= self.threshold:
             raise ValueError(f"max_score ({self.max_score}) must be above threshold ({self.threshold})")
+        if self.threshold_mode not in ("fixed", "auto"):
+            raise ValueError(f"threshold_mode must be fixed or auto; got {self.threshold_mode!r}")
         if self.query_block < 1:
             raise ValueError(f"query_block must be >= 1, got {self.query_block}")
 

@@ -26,7 +26,14 @@ def _mine_parser(sub) -> None:
     p.add_argument("--config", help="YAML preset (conf/NAME.yaml or a bundled name such as 'local')")
     p.add_argument("--encoder", help="default | hf:PATH_OR_NAME[#pooling=mean] | a parabeam train directory")
     p.add_argument("--pivot", help="mine only pairs with this language")
-    p.add_argument("--threshold", type=float, help="margin threshold (default from the config)")
+    p.add_argument("--threshold", type=_threshold_arg, metavar="X|auto",
+                   help="margin threshold, or 'auto' to calibrate each pair from its score distribution "
+                        "(default: 1.2 from the config)")
+    p.add_argument("--calibration-gold", metavar="TSV",
+                   help="known pairs (src<TAB>tgt per line): each pair's threshold becomes the F1-optimal one")
+    p.add_argument("--index", metavar="KIND",
+                   help="auto (by size) | flat | ivf | ivfpq | a FAISS factory string (default: auto)")
+    p.add_argument("--nprobe", type=int, help="IVF lists visited per query (default 32)")
     p.add_argument("--margin", choices=["ratio", "distance", "absolute"])
     p.add_argument("--retrieval", choices=["forward", "backward", "intersection", "max"])
     p.add_argument("--k", type=int, help="neighbours for the margin (default 4)")
@@ -55,6 +62,15 @@ def _eval_parser(sub) -> None:
     x.add_argument("--encoder", default="default")
 
 
+def _threshold_arg(value: str):
+    if value == "auto":
+        return value
+    try:
+        return float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'auto', got {value!r}") from None
+
+
 def _run_mine(args, beam_args: list[str]) -> int:
     from mining.languages import parse_languages
     from pipelines.config import beam_args_from_config, load_config
@@ -63,7 +79,13 @@ def _run_mine(args, beam_args: list[str]) -> int:
     languages = parse_languages(args.langs)
     overrides = {
         "embed": {"encoder": args.encoder, "device": args.device},
-        "mining": {"threshold": args.threshold, "margin": args.margin, "retrieval": args.retrieval, "k": args.k},
+        "mining": {
+            "threshold": None if args.threshold == "auto" else args.threshold,
+            "threshold_mode": "auto" if args.threshold == "auto" else None,
+            "calibration_gold": args.calibration_gold,
+            "margin": args.margin, "retrieval": args.retrieval, "k": args.k,
+        },
+        "index": {"kind": args.index, "nprobe": args.nprobe},
         "top": {"shard_size": args.shard_size},
     }
     config = load_config(args.config, overrides)

@@ -7,6 +7,7 @@ import dataclasses
 import os
 from typing import Any
 
+from mining.index import IndexConfig
 from mining.mine import MiningConfig
 
 PRESET_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "conf")
@@ -54,6 +55,7 @@ class RunConfig:
     text: TextConfig = TextConfig()
     embed: EmbedConfig = EmbedConfig()
     mining: MiningConfig = MiningConfig()
+    index: IndexConfig = IndexConfig()
     shard_size: int = 100_000  # sentences per embedding shard
     seed: int = 0
 
@@ -65,7 +67,7 @@ class RunConfig:
         return dataclasses.asdict(self)
 
 
-_SECTIONS = {"text": TextConfig, "embed": EmbedConfig, "mining": MiningConfig}
+_SECTIONS = {"text": TextConfig, "embed": EmbedConfig, "mining": MiningConfig, "index": IndexConfig}
 
 
 def resolve_preset(name_or_path: str) -> str:
@@ -115,7 +117,7 @@ def load_config(path: str | None = None, overrides: dict[str, dict[str, Any]] | 
         elif key == "beam":
             continue  # pipeline options, read by the CLI
         else:
-            raise ValueError(f"unknown config key {key!r}; known: text, embed, mining, shard_size, seed, beam")
+            raise ValueError(f"unknown config key {key!r}; known: text, embed, mining, index, shard_size, seed, beam")
     return RunConfig(**kwargs)
 
 

@@ -13,7 +13,16 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from mining.languages import Language, language_pairs
 from pipelines import storage
 from pipelines.config import RunConfig
-from pipelines.mining_stages import EmbedShards, MinePairs, WriteBitext, WriteReport, pair_name
+from pipelines.mining_stages import (
+    BuildIndexes,
+    EmbedShards,
+    ScoreMargins,
+    SearchNeighbours,
+    SelectPairs,
+    WriteBitext,
+    WriteReport,
+    pair_name,
+)
 from pipelines.text_stages import Deduplicate, IdentifyLanguage, ReadDocuments, Shard, SplitSentences, expand_inputs
 
 log = logging.getLogger("parabeam")
@@ -42,13 +51,24 @@ def build_pipeline(
     identified = sentences.sentences | "IdentifyLanguage" >> IdentifyLanguage(config.text, languages)
     unique = identified.identified | "Deduplicate" >> Deduplicate()
     shards = unique.unique | "Shard" >> Shard(config.shard_size)
-    embedded = shards | "EmbedShards" >> EmbedShards(config.embed, storage.join(output, "_work"))
-    mined = embedded.shards | "MinePairs" >> MinePairs(
-        [(a.code, b.code) for a, b in pairs], config.mining, config.embed.encoder, run_id
+    work = storage.join(output, "_work")
+    code_pairs = [(a.code, b.code) for a, b in pairs]
+    embedded = shards | "EmbedShards" >> EmbedShards(config.embed, work)
+    indexes = embedded.shards | "BuildIndexes" >> BuildIndexes(
+        config.index, work, sorted({code for pair in code_pairs for code in pair})
     )
-    _ = mined.tables | "WriteBitext" >> WriteBitext(output)
-    stats = (docs.stats, sentences.stats, identified.stats, unique.stats, embedded.stats, mined.stats)
-    _ = stats | "AllCounts" >> beam.Flatten() | "WriteReport" >> WriteReport(output, settings)
+    neighbours = (embedded.shards, indexes.indexes) | "SearchNeighbours" >> SearchNeighbours(
+        code_pairs, config.mining.k, config.index
+    )
+    candidates = neighbours.neighbours | "ScoreMargins" >> ScoreMargins(config.mining.margin)
+    selected = (candidates, indexes.indexes) | "SelectPairs" >> SelectPairs(
+        code_pairs, config.mining, config.embed.encoder, run_id
+    )
+    _ = selected.tables | "WriteBitext" >> WriteBitext(output)
+    stats = (docs.stats, sentences.stats, identified.stats, unique.stats, embedded.stats, indexes.stats,
+             neighbours.stats, selected.stats)
+    all_stats = stats | "AllCounts" >> beam.Flatten()
+    _ = (all_stats, selected.thresholds) | "WriteReport" >> WriteReport(output, settings)
 
 
 def run(

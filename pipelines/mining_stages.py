@@ -15,13 +15,15 @@ import numpy as np
 import pyarrow as pa
 
 from mining.bitext import BITEXT_SCHEMA, SHARD_META_SCHEMA, parquet_bytes_to_table, table_to_parquet_bytes
-from mining.mine import MinedPairs, MiningConfig, mine
+from mining.index import IndexConfig
+from mining.mine import MiningConfig
 from pipelines import storage
 from pipelines.config import EmbedConfig
 from pipelines.counting import STATS, CountingDoFn, nest_stats
 from pipelines.text_stages import _provenance_key
 
 ROWS_PER_FILE = 200_000
+THRESHOLDS = "thresholds"
 
 
 class ShardRef(NamedTuple):
@@ -100,33 +102,250 @@ def pair_name(src: str, tgt: str) -> str:
     return f"{src}-{tgt}"
 
 
-class _MinePair(CountingDoFn):
-    def __init__(self, config: MiningConfig, encoder_name: str, run_id: str):
+class IndexRef(NamedTuple):
+    lang: str
+    path: str  # FAISS-serialised index on the run's filesystem
+    factory: str
+    shards: tuple[ShardRef, ...]  # in index order: the index's row ids run over these shards
+
+    def first_row(self, shard_id: int) -> int:
+        rows = 0
+        for ref in self.shards:
+            if ref.shard_id == shard_id:
+                return rows
+            rows += ref.size
+        raise KeyError(f"shard {shard_id} is not in the {self.lang} index")
+
+
+class _BuildIndex(CountingDoFn):
+    def __init__(self, config: IndexConfig, work_dir: str):
+        self.config = config
+        self.work_dir = work_dir
+
+    def process(self, element):
+        from mining.index import build_index, factory_string, serialize
+
+        lang, refs = element
+        refs = sorted(refs, key=lambda r: r.shard_id)
+        sizes = [r.size for r in refs]
+        d = storage.load_npy(refs[0].embeddings).shape[1]
+        factory = factory_string(sum(sizes), d, self.config)
+        h = hashlib.sha1(f"{factory}|{self.config.seed}|{self.config.train_size}".encode())
+        for r in refs:
+            h.update(r.embeddings.encode())  # shard names carry a digest of their content
+        path = storage.join(self.work_dir, "indexes", f"{lang}-{h.hexdigest()[:16]}.faiss")
+        ref = IndexRef(lang, path, factory, tuple(refs))
+        if storage.FileSystems.exists(path):
+            self.count(f"languages/{lang}/index_reused")
+            yield lang, ref
+            return
+        index, _ = build_index(lambda i: storage.load_npy(refs[i].embeddings), sizes, d, self.config, factory)
+        storage.write_bytes_atomic(path, serialize(index))
+        self.count(f"languages/{lang}/indexed", index.ntotal)
+        yield lang, ref
+
+
+class BuildIndexes(beam.PTransform):
+    """``ShardRef``s -> ``(lang, IndexRef)``: one FAISS index per language, chosen by size (``mining.index``),
+    trained on a seeded sample, filled shard by shard, saved under OUTPUT/_work/indexes; built once per language
+    and shared by every pair that language is in."""
+
+    def __init__(self, config: IndexConfig, work_dir: str, languages: list[str]):
+        super().__init__()
+        self.config = config
+        self.work_dir = work_dir
+        self.languages = set(languages)
+
+    def expand(self, shard_refs):
+        wanted = self.languages
+        return (
+            shard_refs
+            | "KeyByLanguage" >> beam.Map(lambda ref: (ref.lang, ref))
+            | "OnlyMinedLanguages" >> beam.Filter(lambda kv: kv[0] in wanted)
+            | "GroupByLanguage" >> beam.GroupByKey()
+            | "Build" >> beam.ParDo(_BuildIndex(self.config, self.work_dir)).with_outputs(STATS, main="indexes")
+        )
+
+
+class Neighbours(NamedTuple):
+    pair: str
+    direction: str  # "fwd": source shard queries the target index; "bwd": the reverse
+    first_row: int  # global row of the shard's first sentence in its language
+    D: np.ndarray  # (n, k) float32
+    I: np.ndarray  # (n, k) int64 global rows of the other language
+
+
+class _Search(CountingDoFn):
+    def __init__(self, pairs: list[tuple[str, str]], k: int, config: IndexConfig):
+        self.pairs = pairs
+        self.k = k
+        self.config = config
+
+    def setup(self):
+        self._cached = (None, None)  # (path, index): one index in memory per worker
+
+    def _index(self, ref: IndexRef):
+        from mining.index import deserialize, to_gpu_if_available
+
+        if self._cached[0] != ref.path:
+            self._cached = (None, None)
+            self._cached = (ref.path, to_gpu_if_available(deserialize(storage.read_bytes(ref.path)), self.config))
+        return self._cached[1]
+
+    def process(self, task, indexes):
+        from mining.index import search
+
+        direction, pair, ref = task
+        other = pair[1] if direction == "fwd" else pair[0]
+        target = indexes.get(other)
+        if target is None:  # the other language has no sentence: nothing to pair with
+            self.count(f"search/{pair_name(*pair)}/no_target_sentences", ref.size)
+            return
+        queries = storage.load_npy(ref.embeddings)
+        D, I = search(self._index(target), queries, self.k, self.config.nprobe)
+        self.count(f"search/{pair_name(*pair)}/{direction}", len(queries))
+        yield Neighbours(pair_name(*pair), direction, indexes[ref.lang].first_row(ref.shard_id), D, I)
+
+
+class SearchNeighbours(beam.PTransform):
+    """Every shard of a pair's languages against the other language's index: k nearest neighbours both ways,
+    one task per (pair, direction, shard), so memory holds one index and one shard per worker. Tasks are
+    sorted by target index so a worker reuses the index it has loaded."""
+
+    def __init__(self, pairs: list[tuple[str, str]], k: int, config: IndexConfig):
+        super().__init__()
+        self.pairs = pairs
+        self.k = k
+        self.config = config
+
+    def expand(self, inputs):
+        shard_refs, indexes = inputs
+        pairs = self.pairs
+
+        def tasks(ref):
+            for pair in pairs:
+                if ref.lang == pair[0]:
+                    yield "fwd", pair, ref
+                if ref.lang == pair[1]:
+                    yield "bwd", pair, ref
+
+        return (
+            shard_refs
+            | "Tasks" >> beam.FlatMap(tasks)
+            | "SpreadTasks" >> beam.Reshuffle()
+            | "Search" >> beam.ParDo(
+                _Search(self.pairs, self.k, self.config), beam.pvalue.AsDict(indexes)
+            ).with_outputs(STATS, main="neighbours")
+        )
+
+
+def _means_block(nb: Neighbours):
+    from mining.margin import knn_means
+
+    return (nb.pair, nb.direction), (nb.first_row, knn_means(nb.D))
+
+
+def _concat_blocks(blocks) -> np.ndarray:
+    blocks = sorted(blocks, key=lambda b: b[0])
+    return np.concatenate([b[1] for b in blocks]) if blocks else np.zeros(0, np.float32)
+
+
+class _Score(beam.DoFn):
+    def __init__(self, margin: str):
+        self.margin = margin
+
+    def process(self, nb: Neighbours, means):
+        from mining.mine import shard_candidates
+
+        other = "bwd" if nb.direction == "fwd" else "fwd"
+        own = means[(nb.pair, nb.direction)][nb.first_row : nb.first_row + len(nb.D)]
+        yield nb.pair, (nb.direction, shard_candidates(nb.D, nb.I, own, means[(nb.pair, other)], self.margin,
+                                                       nb.first_row))
+
+
+class ScoreMargins(beam.PTransform):
+    """Neighbours -> ``(pair, (direction, Candidates))``: each query shard's best candidate by margin, with the
+    neighbourhood means of the whole other language (a side input of n floats per language and pair)."""
+
+    def __init__(self, margin: str):
+        super().__init__()
+        self.margin = margin
+
+    def expand(self, neighbours):
+        means = (
+            neighbours
+            | "MeansPerShard" >> beam.Map(_means_block)
+            | "GroupMeans" >> beam.GroupByKey()
+            | "ConcatMeans" >> beam.MapTuple(lambda key, blocks: (key, _concat_blocks(blocks)))
+        )
+        return neighbours | "Score" >> beam.ParDo(_Score(self.margin), beam.pvalue.AsDict(means))
+
+
+class _SelectPair(CountingDoFn):
+    def __init__(self, pairs, config: MiningConfig, encoder_name: str, run_id: str):
+        self.pairs = {pair_name(a, b): (a, b) for a, b in pairs}
         self.config = config
         self.encoder_name = encoder_name
         self.run_id = run_id
 
-    def process(self, pair, shards_by_lang):
-        src_lang, tgt_lang = pair
-        name = pair_name(src_lang, tgt_lang)
-        src_refs = sorted(shards_by_lang.get(src_lang, []), key=lambda r: r.shard_id)
-        tgt_refs = sorted(shards_by_lang.get(tgt_lang, []), key=lambda r: r.shard_id)
-        src_emb = [storage.load_npy(r.embeddings) for r in src_refs]
-        tgt_emb = [storage.load_npy(r.embeddings) for r in tgt_refs]
-        pairs = mine(src_emb, tgt_emb, self.config) if src_emb and tgt_emb else _no_pairs()
+    def process(self, element, indexes):
+        from mining.mine import apply_threshold, select
+
+        name, blocks = element
+        src_lang, tgt_lang = self.pairs[name]
+        blocks = list(blocks)
+        selected = select([c for d, c in blocks if d == "fwd"], [c for d, c in blocks if d == "bwd"],
+                          self.config.retrieval)
+        src_meta = _ShardRows(list(indexes[src_lang].shards))
+        tgt_meta = _ShardRows(list(indexes[tgt_lang].shards))
+        threshold, info = self._threshold(name, selected, src_meta, tgt_meta)
+        yield beam.pvalue.TaggedOutput(THRESHOLDS, (name, info))
+        pairs = apply_threshold(selected, threshold, self.config.max_score)
         self.count(f"pairs/{name}", len(pairs))
-        src_meta = _ShardRows(src_refs)
-        tgt_meta = _ShardRows(tgt_refs)
         for chunk, start in enumerate(range(0, max(len(pairs), 1), ROWS_PER_FILE)):
             sel = slice(start, start + ROWS_PER_FILE)
-            table = _bitext_table(
+            yield name, chunk, _bitext_table(
                 src_lang, tgt_lang, pairs, sel, src_meta, tgt_meta, self.encoder_name, self.run_id
             )
-            yield name, chunk, table
+
+    def _threshold(self, name, selected, src_meta, tgt_meta) -> tuple[float, dict]:
+        """The pair's threshold: fixed, from the score distribution, or from gold pairs, with every estimate
+        (for report.json's ``thresholds.<pair>``)."""
+        from mining.calibrate import threshold_from_gold, threshold_from_scores
+
+        cfg = self.config
+        threshold, method = cfg.threshold, "fixed"
+        auto = threshold_from_scores(selected.score)
+        info: dict = {"candidates": len(selected), "from_scores": auto}
+        if auto is not None and cfg.threshold_mode == "auto":
+            threshold, method = auto, "from_scores"
+        if cfg.calibration_gold:
+            gold = _read_gold_pairs(cfg.calibration_gold)
+            src_text = src_meta.texts(selected.src)
+            tgt_text = tgt_meta.texts(selected.tgt)
+            from mining.text import normalise_for_dedup as norm
+
+            is_gold = np.array([(norm(s), norm(t)) in gold for s, t in zip(src_text, tgt_text)], dtype=bool)
+            found = threshold_from_gold(selected.score, is_gold, len(gold))
+            info.update(gold_pairs=len(gold), gold_pairs_among_candidates=int(is_gold.sum()))
+            if found is not None:
+                threshold, method = found[0], "from_gold"
+                info["from_gold"], info["gold_f1"] = found
+        info.update(used=threshold, method=method)
+        return threshold, info
 
 
-def _no_pairs() -> MinedPairs:
-    return MinedPairs(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros(0, np.float32))
+def _read_gold_pairs(path: str) -> set[tuple[str, str]]:
+    from mining.text import normalise_for_dedup as norm
+
+    pairs = set()
+    for line in storage.read_bytes(path).decode("utf-8").splitlines():
+        if line.strip():
+            src, sep, tgt = line.partition("\t")
+            if not sep:
+                raise ValueError(f"{path}: expected src<TAB>tgt per line, got {line[:80]!r}")
+            pairs.add((norm(src), norm(tgt)))
+    return pairs
 
 
 class _ShardRows:
@@ -136,6 +355,9 @@ class _ShardRows:
         self.refs = refs
         self.offsets = np.cumsum([0] + [r.size for r in refs])
         self.tables = [parquet_bytes_to_table(storage.read_bytes(r.metadata)) for r in refs]
+
+    def texts(self, rows: np.ndarray) -> list[str]:
+        return self.take(np.asarray(rows, dtype=np.int64))["text"] if len(rows) else []
 
     def take(self, rows: np.ndarray) -> dict[str, list]:
         shard_idx = np.searchsorted(self.offsets, rows, side="right") - 1
@@ -189,9 +411,10 @@ def _bitext_table(src_lang, tgt_lang, pairs, sel, src_meta, tgt_meta, encoder_na
     return pa.table(columns, schema=BITEXT_SCHEMA)
 
 
-class MinePairs(beam.PTransform):
-    """Language pairs + all ShardRefs -> ``(pair, chunk, pyarrow.Table)``: exact kNN over every shard of the
-    other language (global neighbourhoods), margin scoring, retrieval and threshold (``mining.mine``)."""
+class SelectPairs(beam.PTransform):
+    """``(pair, (direction, Candidates))`` -> ``(pair, chunk, pyarrow.Table)``: retrieval (forward | backward |
+    intersection | max) over all of a pair's candidates (two small arrays per sentence), the threshold (fixed,
+    calibrated from the score distribution or from gold pairs), and the sentences' texts and provenance."""
 
     def __init__(self, pairs: list[tuple[str, str]], config: MiningConfig, encoder_name: str, run_id: str):
         super().__init__()
@@ -200,21 +423,14 @@ class MinePairs(beam.PTransform):
         self.encoder_name = encoder_name
         self.run_id = run_id
 
-    def expand(self, shard_refs):
-        by_lang = (
-            shard_refs
-            | "KeyByLanguage" >> beam.Map(lambda ref: (ref.lang, ref))
-            | "GroupByLanguage" >> beam.GroupByKey()
-            | "ListShards" >> beam.MapTuple(lambda lang, refs: (lang, list(refs)))
-        )
+    def expand(self, inputs):
+        candidates, indexes = inputs
         return (
-            shard_refs.pipeline
-            | "ListPairs" >> beam.Create(self.pairs)
-            | "SpreadPairs" >> beam.Reshuffle()
-            | "Mine"
-            >> beam.ParDo(
-                _MinePair(self.config, self.encoder_name, self.run_id), beam.pvalue.AsDict(by_lang)
-            ).with_outputs(STATS, main="tables")
+            candidates
+            | "GroupByPair" >> beam.GroupByKey()
+            | "Select" >> beam.ParDo(
+                _SelectPair(self.pairs, self.config, self.encoder_name, self.run_id), beam.pvalue.AsDict(indexes)
+            ).with_outputs(STATS, THRESHOLDS, main="tables")
         )
 
 
@@ -245,8 +461,9 @@ class _WriteReport(beam.DoFn):
         self.output = output
         self.settings = settings
 
-    def process(self, counts: dict):
-        report = {"settings": self.settings, **nest_stats(counts)}
+    def process(self, counts: dict, thresholds):
+        report = {"settings": self.settings, **nest_stats(counts), "thresholds": dict(sorted(thresholds))}
+        report["pairs"] = {name: report.get("pairs", {}).get(name, 0) for name in self.settings["pairs"]}
         path = storage.join(self.output, "report.json")
         storage.write_bytes_atomic(path, json.dumps(report, indent=2, sort_keys=True).encode("utf-8"))
         yield path
@@ -260,10 +477,11 @@ class WriteReport(beam.PTransform):
         self.output = output
         self.settings = settings
 
-    def expand(self, stats):
+    def expand(self, inputs):
+        stats, thresholds = inputs
         return (
             stats
             | "SumCounts" >> beam.CombinePerKey(sum)
             | "ToDict" >> beam.combiners.ToDict()
-            | "Write" >> beam.ParDo(_WriteReport(self.output, self.settings))
+            | "Write" >> beam.ParDo(_WriteReport(self.output, self.settings), beam.pvalue.AsList(thresholds))
         )

@@ -1,0 +1,30 @@
+"""Threshold calibration from gold pairs and from the score distribution."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mining.calibrate import threshold_from_gold, threshold_from_scores
+
+
+def test_gold_threshold_by_hand():
+    scores = np.array([1.5, 1.4, 1.3, 1.2, 1.1])
+    is_gold = np.array([True, True, False, True, False])
+    # keep top 2: P=1, R=2/4 -> F1 .667; top 4: P=.75, R=.75 -> .75; top 5: .667
+    threshold, f1 = threshold_from_gold(scores, is_gold, n_gold=4)
+    assert threshold == 1.2 and abs(f1 - 75.0) < 1e-9
+    assert threshold_from_gold(scores, np.zeros(5, bool), 4) is None
+
+
+def test_scores_threshold_separates_two_modes():
+    rng = np.random.default_rng(0)
+    noise = rng.normal(1.03, 0.05, 4000)
+    pairs = rng.normal(1.40, 0.12, 1000)
+    t = threshold_from_scores(np.concatenate([noise, pairs, [-np.inf]]))
+    assert 1.1 < t < 1.25
+    # most true pairs above it, few noise scores
+    assert (pairs >= t).mean() > 0.95 and (noise >= t).mean() < 0.01
+
+
+def test_scores_threshold_needs_enough_scores():
+    assert threshold_from_scores(np.array([1.0, 1.5] * 50)) is None
