@@ -62,17 +62,15 @@ def best_threshold_f1(
     """
     if not gold:
         raise ValueError("the gold file has no pairs")
+    from mining.calibrate import best_cut
+
     ordered = sorted(candidates, key=lambda c: -c[2])
-    hits = np.array([(s, t) in gold for s, t, _ in ordered], dtype=np.float64)
-    if len(hits) == 0:
+    if not ordered:
         return BuccResult(0.0, 0.0, 0.0, float("inf"), len(gold), 0)
-    tp = np.cumsum(hits)
-    kept = np.arange(1, len(hits) + 1)
-    precision, recall = tp / kept, tp / len(gold)
-    f1 = np.where(tp > 0, 2 * precision * recall / np.maximum(precision + recall, 1e-12), 0.0)
-    j = int(f1.argmax())
+    cut = best_cut(np.array([(s, t) in gold for s, t, _ in ordered], dtype=bool), len(gold))
+    j, precision, recall, f1 = cut if cut is not None else (0, 0.0, 0.0, 0.0)
     return BuccResult(
-        f1=float(f1[j] * 100), precision=float(precision[j] * 100), recall=float(recall[j] * 100),
+        f1=f1 * 100, precision=precision * 100, recall=recall * 100,
         threshold=float(ordered[j][2]), n_gold=len(gold), n_candidates=len(ordered),
     )
 

@@ -45,18 +45,28 @@ def threshold_from_scores(
     return float(grid[above[0]]) if len(above) else None
 
 
+def best_cut(hits: np.ndarray, n_gold: int) -> tuple[int, float, float, float] | None:
+    """For candidates already sorted by decreasing score, ``hits[i]`` telling whether candidate i is gold:
+    ``(j, precision, recall, f1)`` of keeping the top j + 1, the F1-optimal cut (the first, i.e. fewest pairs,
+    among equal F1). None when no candidate is gold."""
+    hits = np.asarray(hits, dtype=bool)
+    if not hits.any() or n_gold < 1:
+        return None
+    tp = np.cumsum(hits)
+    kept = np.arange(1, len(hits) + 1)
+    f1 = 2 * tp / (kept + n_gold)  # = 2PR / (P + R)
+    j = int(f1.argmax())
+    return j, float(tp[j] / kept[j]), float(tp[j] / n_gold), float(f1[j])
+
+
 def threshold_from_gold(scores: np.ndarray, is_gold: np.ndarray, n_gold: int) -> tuple[float, float] | None:
     """``(threshold, f1)``: the F1-optimal threshold over candidates with ``scores`` of which ``is_gold`` are
     known pairs, ``n_gold`` gold pairs in all (those not among the candidates count as missed). None when no
     candidate is gold."""
     scores = np.asarray(scores, dtype=np.float64)
     order = np.argsort(-scores, kind="stable")
-    hits = np.asarray(is_gold, dtype=bool)[order]
-    if not hits.any() or n_gold < 1:
+    cut = best_cut(np.asarray(is_gold, dtype=bool)[order], n_gold)
+    if cut is None:
         return None
-    tp = np.cumsum(hits)
-    kept = np.arange(1, len(hits) + 1)
-    f1 = 2 * tp / (kept + n_gold)  # = 2PR / (P + R)
-    # among equal F1, the highest threshold (the fewest pairs)
-    j = int(np.flatnonzero(f1 == f1.max())[0])
-    return float(scores[order[j]]), float(f1[j] * 100)
+    j, _, _, f1 = cut
+    return float(scores[order[j]]), f1 * 100

@@ -219,9 +219,9 @@ def mine_indexed(
     from mining.index import build_index, search, to_gpu_if_available
 
     timings = {} if timings is None else timings
-    d = np.asarray(load_src(0)).shape[1] if src_sizes else 0
     if not src_sizes or not tgt_sizes or sum(src_sizes) == 0 or sum(tgt_sizes) == 0:
         return _empty()
+    d = np.asarray(load_src(0)).shape[1]
     started = time.perf_counter()
     src_index, _ = build_index(load_src, src_sizes, d, index_config)
     tgt_index, _ = build_index(load_tgt, tgt_sizes, d, index_config)

@@ -128,7 +128,7 @@ class _BuildIndex(CountingDoFn):
         lang, refs = element
         refs = sorted(refs, key=lambda r: r.shard_id)
         sizes = [r.size for r in refs]
-        d = storage.load_npy(refs[0].embeddings).shape[1]
+        d = storage.npy_shape(refs[0].embeddings)[1]  # the header only: the shards are read once, to build
         factory = factory_string(sum(sizes), d, self.config)
         h = hashlib.sha1(f"{factory}|{self.config.seed}|{self.config.train_size}".encode())
         for r in refs:
@@ -188,7 +188,7 @@ class _Search(CountingDoFn):
         from mining.index import deserialize, to_gpu_if_available
 
         if self._cached[0] != ref.path:
-            self._cached = (None, None)
+            self._cached = (None, None)  # release the old index before loading the next
             self._cached = (ref.path, to_gpu_if_available(deserialize(storage.read_bytes(ref.path)), self.config))
         return self._cached[1]
 
@@ -288,6 +288,10 @@ class _SelectPair(CountingDoFn):
         self.encoder_name = encoder_name
         self.run_id = run_id
 
+    def setup(self):
+        path = self.config.calibration_gold
+        self._gold = _read_gold_pairs(path) if path else None  # read once per worker, not per pair
+
     def process(self, element, indexes):
         from mining.mine import apply_threshold, select
 
@@ -319,8 +323,8 @@ class _SelectPair(CountingDoFn):
         info: dict = {"candidates": len(selected), "from_scores": auto}
         if auto is not None and cfg.threshold_mode == "auto":
             threshold, method = auto, "from_scores"
-        if cfg.calibration_gold:
-            gold = _read_gold_pairs(cfg.calibration_gold)
+        if self._gold is not None:
+            gold = self._gold
             src_text = src_meta.texts(selected.src)
             tgt_text = tgt_meta.texts(selected.tgt)
             from mining.text import normalise_for_dedup as norm

@@ -39,6 +39,18 @@ def load_npy(path: str) -> np.ndarray:
     return np.load(io.BytesIO(read_bytes(path)), allow_pickle=False)
 
 
+def npy_shape(path: str) -> tuple[int, ...]:
+    """The array shape from a .npy header, reading only the header's bytes."""
+    fmt = np.lib.format
+    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+        version = fmt.read_magic(f)
+        if version == (1, 0):
+            return fmt.read_array_header_1_0(f)[0]
+        if version == (2, 0):
+            return fmt.read_array_header_2_0(f)[0]
+    return load_npy(path).shape  # a format version without a public header reader
+
+
 def delete_matching(pattern: str) -> int:
     """Delete every file matching ``pattern``; returns how many."""
     matches = FileSystems.match([pattern])[0].metadata_list

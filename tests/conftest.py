@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -20,3 +21,9 @@ def default_encoder():
     from encoders.registry import load_encoder
 
     return load_encoder("default", device="cpu")
+
+
+def unit_vectors(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
+    """(n, d) float32 random unit vectors."""
+    x = rng.standard_normal((n, d)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)

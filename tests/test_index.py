@@ -5,14 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from conftest import unit_vectors
 from mining.index import IndexConfig, build_index, deserialize, factory_string, n_lists, search, serialize
 from mining.knn import knn_bruteforce
 from mining.mine import MiningConfig, mine, mine_indexed
-
-
-def _unit(rng, n, d):
-    x = rng.standard_normal((n, d)).astype(np.float32)
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
 def _loader(shards):
@@ -32,7 +28,7 @@ def test_factory_choice_by_size():
 
 def test_flat_index_built_from_shards_equals_bruteforce():
     rng = np.random.default_rng(0)
-    db, queries = _unit(rng, 500, 32), _unit(rng, 60, 32)
+    db, queries = unit_vectors(rng, 500, 32), unit_vectors(rng, 60, 32)
     shards = [db[:123], db[123:400], db[400:]]
     index, factory = build_index(_loader(shards), [len(s) for s in shards], 32)
     assert factory == "Flat" and index.ntotal == 500
@@ -44,7 +40,7 @@ def test_flat_index_built_from_shards_equals_bruteforce():
 
 def test_ivf_with_every_list_probed_is_exact_and_survives_serialisation():
     rng = np.random.default_rng(1)
-    db, queries = _unit(rng, 4000, 16), _unit(rng, 50, 16)
+    db, queries = unit_vectors(rng, 4000, 16), unit_vectors(rng, 50, 16)
     shards = [db[:1500], db[1500:]]
     cfg = IndexConfig(kind="ivf", train_size=4000)
     index, factory = build_index(_loader(shards), [1500, 2500], 16, cfg)
@@ -59,8 +55,8 @@ def test_ivf_with_every_list_probed_is_exact_and_survives_serialisation():
 
 def test_search_pads_when_database_is_smaller_than_k():
     rng = np.random.default_rng(2)
-    index, _ = build_index(_loader([_unit(rng, 2, 8)]), [2], 8)
-    D, I = search(index, _unit(rng, 3, 8), 4)
+    index, _ = build_index(_loader([unit_vectors(rng, 2, 8)]), [2], 8)
+    D, I = search(index, unit_vectors(rng, 3, 8), 4)
     assert (I[:, 2:] == -1).all() and np.isneginf(D[:, 2:]).all() and (I[:, :2] >= 0).all()
 
 
@@ -68,8 +64,9 @@ def test_search_pads_when_database_is_smaller_than_k():
 @pytest.mark.parametrize("margin", ["ratio", "distance", "absolute"])
 def test_flat_indexed_mining_equals_exact_mining(margin, retrieval):
     rng = np.random.default_rng(3)
-    tgt = _unit(rng, 400, 24)
-    src = np.concatenate([tgt[:150] + 0.05 * rng.standard_normal((150, 24)).astype(np.float32), _unit(rng, 200, 24)])
+    tgt = unit_vectors(rng, 400, 24)
+    planted = tgt[:150] + 0.05 * rng.standard_normal((150, 24)).astype(np.float32)
+    src = np.concatenate([planted, unit_vectors(rng, 200, 24)])
     src /= np.linalg.norm(src, axis=1, keepdims=True)
     config = MiningConfig(margin=margin, retrieval=retrieval, threshold=-10.0)
     exact = mine(src, tgt, config)
@@ -84,11 +81,11 @@ def test_flat_indexed_mining_equals_exact_mining(margin, retrieval):
 @pytest.mark.parametrize("kind", ["IVF64,PQ16", "ivfpq"])
 def test_ivfpq_mining_finds_planted_pairs(kind):
     rng = np.random.default_rng(4)
-    centres = _unit(rng, 40, 64)
+    centres = unit_vectors(rng, 40, 64)
     tgt = centres[rng.integers(0, 40, 12000)] + 0.6 * rng.standard_normal((12000, 64)).astype(np.float32) / 8
     tgt /= np.linalg.norm(tgt, axis=1, keepdims=True)
     src = tgt[:500] + 0.2 * rng.standard_normal((500, 64)).astype(np.float32) / 8
-    src = np.concatenate([src / np.linalg.norm(src, axis=1, keepdims=True), _unit(rng, 3000, 64)])
+    src = np.concatenate([src / np.linalg.norm(src, axis=1, keepdims=True), unit_vectors(rng, 3000, 64)])
     cfg = IndexConfig(kind=kind, train_size=12000, nprobe=16)
     timings: dict[str, float] = {}
     pairs = mine_indexed(_loader([src]), [len(src)], _loader([tgt]), [len(tgt)], MiningConfig(threshold=1.1), cfg,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from conftest import unit_vectors
 from mining.knn import knn_bruteforce, knn_sharded, merge_topk
 from mining.margin import knn_means, margin_scores
 from mining.mine import MiningConfig, mine, score_candidates
@@ -37,14 +38,9 @@ def test_knn_means_ignore_padding():
     assert knn_means(D)[0] == pytest.approx(0.4)
 
 
-def _unit(rng, n, d):
-    x = rng.standard_normal((n, d)).astype(np.float32)
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
-
-
 def test_sharded_knn_equals_bruteforce():
     rng = np.random.default_rng(1)
-    queries, database = _unit(rng, 300, 32), _unit(rng, 1000, 32)
+    queries, database = unit_vectors(rng, 300, 32), unit_vectors(rng, 1000, 32)
     D_ref, I_ref = knn_bruteforce(queries, database, 7)
     shards = [database[:123], database[123:500], database[500:501], database[501:]]
     D, I = knn_sharded(queries, shards, 7, query_block=64)
@@ -59,7 +55,7 @@ def test_merge_topk_breaks_ties_by_id():
 
 def test_knn_smaller_database_than_k():
     rng = np.random.default_rng(2)
-    D, I = knn_sharded(_unit(rng, 3, 8), [_unit(rng, 2, 8)], 4)
+    D, I = knn_sharded(unit_vectors(rng, 3, 8), [unit_vectors(rng, 2, 8)], 4)
     assert (I[:, 2:] == -1).all() and np.isneginf(D[:, 2:]).all()
 
 
@@ -73,7 +69,7 @@ def test_greedy_one_to_one_matches_loop():
 
 
 def _planted(rng, n_pairs=200, n_noise=300, d=48, noise=0.35):
-    tgt = _unit(rng, n_pairs + n_noise, d)
+    tgt = unit_vectors(rng, n_pairs + n_noise, d)
     src = tgt[:n_pairs] + noise * rng.standard_normal((n_pairs, d)).astype(np.float32) / np.sqrt(d)
     src = np.concatenate([src, rng.standard_normal((n_noise, d)).astype(np.float32)])
     return src / np.linalg.norm(src, axis=1, keepdims=True), tgt
