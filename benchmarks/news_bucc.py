@@ -133,6 +133,9 @@ class SegmentScorer:
         self.norm = normalise_for_dedup
         self.n_gold = len(gold_texts)
         self.src_of: dict[str, set[int]] = {}
+        # gold lines whose translation has another number of sentences: no sentence-level miner pairs them 1:1
+        self.uneven = {g for g, (x, e) in enumerate(sorted(gold_texts))
+                       if len(list(split_sentences(x))) != len(list(split_sentences(e)))}
         self.tgt_of: dict[str, set[int]] = {}
         for g, (x, e) in enumerate(sorted(gold_texts)):
             for piece in [x, *split_sentences(x)]:
@@ -142,6 +145,9 @@ class SegmentScorer:
 
     def hits(self, src: str, tgt: str) -> set[int]:
         return self.src_of.get(self.norm(src), set()) & self.tgt_of.get(self.norm(tgt), set())
+
+    def found(self, pairs) -> set[int]:
+        return set().union(*(self.hits(s, t) for s, t in pairs)) if pairs else set()
 
     def score(self, pairs) -> dict:
         correct, found = 0, set()
@@ -174,8 +180,9 @@ def baseline_f1(corpus_dir: str, encoder, scorer: SegmentScorer) -> dict:
     _, tgt_texts = read_bucc_sentences(f"{corpus_dir}/tgt.tsv")
     kept = plain_miner(encoder, src_texts, tgt_texts)
     best = scorer.best_threshold(kept)
+    at_default = [(s, t) for s, t, sc in kept if sc >= 1.2]
     return {"baseline_lines_f1_oracle": best["f1"], "baseline_lines_threshold": best["threshold"],
-            "baseline_lines_f1_at_1.2": scorer.score([(s, t) for s, t, sc in kept if sc >= 1.2])["f1"]}
+            "baseline_lines_f1_at_1.2": scorer.score(at_default)["f1"], "_lines_found": scorer.found(at_default)}
 
 
 def baseline_same_sentences_f1(out_dir: str, lang: str, encoder, scorer: SegmentScorer) -> dict:
@@ -215,7 +222,7 @@ def parabeam_f1(lang: str, corpus_dir: str, scorer: SegmentScorer, gold_texts: s
     return {"parabeam_f1": scored["f1"], "parabeam_precision": scored["precision"],
             "parabeam_recall": scored["recall"], "parabeam_pairs": scored["pairs"],
             "parabeam_f1_exact_text": _f1(exact_tp / max(len(mined), 1), exact_tp / len(gold_texts)),
-            "parabeam_wall_s": round(wall, 1),
+            "parabeam_wall_s": round(wall, 1), "_parabeam_found": scorer.found(mined),
             "dropped": {"sentences": report["sentences"].get("dropped", {}),
                         **{k: v.get("dropped", {}) for k, v in report["languages"].items()}}}
 
@@ -240,6 +247,10 @@ def main() -> None:
         if not args.skip_pipeline:
             row.update(parabeam_f1(lang, corpus_dir, scorer, corpus["gold_texts"]))
             row.update(baseline_same_sentences_f1(f"{corpus_dir}/out", lang, encoder, scorer))
+            only_lines = row["_lines_found"] - row["_parabeam_found"]
+            row["found_only_by_line_miner"] = len(only_lines)
+            row["of_those_uneven_sentence_counts"] = len(only_lines & scorer.uneven)
+        row = {k: v for k, v in row.items() if not k.startswith("_")}
         print(json.dumps({k: round(v, 2) if isinstance(v, float) else v for k, v in row.items()}), flush=True)
 
 
