@@ -15,6 +15,7 @@ import sys
 # the Prism runner, which needs network access).
 DEFAULT_LOCAL_BEAM_ARGS = ["--runner=DirectRunner", "--direct_running_mode=multi_processing",
                            "--direct_num_workers=2"]
+DASK_RUNNER = "--runner=pipelines.dask_runner.DaskRunner"
 
 
 def _mine_parser(sub) -> None:
@@ -94,6 +95,8 @@ def _run_mine(args, beam_args: list[str]) -> int:
     beam_args = [a for a in preset_beam if a.split("=", 1)[0] not in given] + beam_args
     if not any(a.startswith("--runner") for a in beam_args):
         beam_args = DEFAULT_LOCAL_BEAM_ARGS + beam_args
+    # Beam's own DaskRunner mixes tagged outputs and runs only one sink; parabeam ships a fixed one
+    beam_args = [DASK_RUNNER if a in ("--runner=DaskRunner", "--runner=dask") else a for a in beam_args]
     report = run(inputs=args.input, languages=languages, output=args.output, config=config, pivot=args.pivot,
                  beam_args=beam_args)
     _print_summary(report, args.output)

@@ -11,11 +11,13 @@ from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
 
+from pipelines.storage import StorageDoFn
+
 STATS = "stats"
 NAMESPACE = "parabeam"
 
 
-class CountingDoFn(beam.DoFn):
+class CountingDoFn(StorageDoFn):
     """A DoFn with ``self.count(name, n)``; counts leave as ``(name, n)`` on the ``stats`` output per bundle."""
 
     def start_bundle(self):

@@ -8,6 +8,7 @@ import logging
 import uuid
 
 import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from mining.languages import Language, language_pairs
@@ -82,6 +83,10 @@ def run(
     test_pipeline: beam.Pipeline | None = None,
 ) -> dict:
     """Mine ``languages`` from ``inputs`` into ``output``; returns the report (report.json's content)."""
+    options = test_pipeline.options if test_pipeline is not None else PipelineOptions(beam_args or [])
+    # paths are expanded and stale output deleted here, before the pipeline exists: remote filesystems
+    # (s3:// endpoint and keys, gs:// project) take their settings from the pipeline options
+    FileSystems.set_options(options)
     paths = expand_inputs(inputs)
     pairs = language_pairs(languages, pivot)
     if not pairs:
@@ -92,7 +97,7 @@ def run(
         storage.delete_matching(storage.join(output, "bitext", f"pair={pair_name(a.code, b.code)}", "*"))
     log.info("mining %s from %d file(s) into %s", ", ".join(pair_name(a.code, b.code) for a, b in pairs),
              len(paths), output)
-    pipeline = test_pipeline or beam.Pipeline(options=PipelineOptions(beam_args or []))
+    pipeline = test_pipeline or beam.Pipeline(options=options)
     build_pipeline(pipeline, paths=paths, languages=languages, pairs=pairs, output=output, config=config,
                    run_id=run_id)
     result = pipeline.run()

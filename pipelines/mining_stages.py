@@ -438,7 +438,7 @@ class SelectPairs(beam.PTransform):
         )
 
 
-class _WriteTable(beam.DoFn):
+class _WriteTable(storage.StorageDoFn):
     def __init__(self, output: str):
         self.output = output
 
@@ -460,7 +460,7 @@ class WriteBitext(beam.PTransform):
         return tables | "WriteParquet" >> beam.ParDo(_WriteTable(self.output))
 
 
-class _WriteReport(beam.DoFn):
+class _WriteReport(storage.StorageDoFn):
     def __init__(self, output: str, settings: dict):
         self.output = output
         self.settings = settings

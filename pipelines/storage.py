@@ -5,9 +5,11 @@ from __future__ import annotations
 import io
 import uuid
 
+import apache_beam as beam
 import numpy as np
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
+from apache_beam.options.pipeline_options import PipelineOptions
 
 
 def join(*parts: str) -> str:
@@ -57,3 +59,24 @@ def delete_matching(pattern: str) -> int:
     if matches:
         FileSystems.delete([m.path for m in matches])
     return len(matches)
+
+
+class StorageDoFn(beam.DoFn):
+    """A DoFn that reads or writes through ``FileSystems``: it carries the launching pipeline's options to the
+    worker. Remote filesystems read their settings (S3 endpoint and keys, GCS project) from options that Beam
+    installs per process, and not every worker installs them (an external worker pool's SDK harness does not),
+    so the options travel inside the pickled DoFn: captured when the DoFn is serialised on the launcher,
+    installed when it is deserialised on the worker."""
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        options = getattr(FileSystems, "_pipeline_options", None)
+        state["_filesystem_options"] = options.get_all_options(drop_default=True) if options is not None else None
+        return state
+
+    def __setstate__(self, state):
+        state = dict(state)
+        flags = state.pop("_filesystem_options", None)
+        self.__dict__.update(state)
+        if flags is not None:
+            FileSystems.set_options(PipelineOptions.from_dictionary(flags))
