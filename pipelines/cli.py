@@ -97,10 +97,26 @@ def _run_mine(args, beam_args: list[str]) -> int:
         beam_args = DEFAULT_LOCAL_BEAM_ARGS + beam_args
     # Beam's own DaskRunner mixes tagged outputs and runs only one sink; parabeam ships a fixed one
     beam_args = [DASK_RUNNER if a in ("--runner=DaskRunner", "--runner=dask") else a for a in beam_args]
+    _check_worker_image(beam_args)
     report = run(inputs=args.input, languages=languages, output=args.output, config=config, pivot=args.pivot,
                  beam_args=beam_args)
     _print_summary(report, args.output)
     return 0
+
+
+def _check_worker_image(beam_args: list[str]) -> None:
+    """Cluster runners start workers from a container image; Beam's stock image lacks parabeam and fails only
+    once workers run, so a missing image is an error before launch."""
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    options = PipelineOptions(beam_args).get_all_options(retain_unknown_options=True)
+    runner = str(options.get("runner") or "")
+    if runner.endswith("DataflowRunner") and not options.get("sdk_container_image"):
+        raise ValueError("DataflowRunner needs parabeam's worker image: --sdk_container_image=IMAGE "
+                         "(build it from the Dockerfile)")
+    if str(options.get("environment_type") or "").upper() == "DOCKER" and not options.get("environment_config"):
+        raise ValueError("--environment_type=DOCKER needs --environment_config=IMAGE, parabeam's worker image "
+                         "(build it from the Dockerfile)")
 
 
 def _print_summary(report: dict, output: str) -> None:

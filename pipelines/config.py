@@ -50,12 +50,33 @@ class EmbedConfig:
             raise ValueError(f"precision must be auto, fp32, fp16 or bf16; got {self.precision!r}")
 
 
+RESOURCE_HINTS = ("accelerator", "min_ram", "cpu_count")
+
+
+@dataclasses.dataclass(frozen=True)
+class ResourceConfig:
+    """Beam resource hints per heavy stage, so a runner can place them on suitable workers (Dataflow: GPU
+    workers for ``embed`` and ``search``, high-memory ones for ``index``). Values as Beam takes them, e.g.
+    ``accelerator: "type:nvidia-l4;count:1;install-nvidia-driver"``, ``min_ram: 32GB``. Empty: no hint."""
+
+    embed: dict[str, str] = dataclasses.field(default_factory=dict)
+    index: dict[str, str] = dataclasses.field(default_factory=dict)
+    search: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for stage in ("embed", "index", "search"):
+            unknown = set(getattr(self, stage) or {}) - set(RESOURCE_HINTS)
+            if unknown:
+                raise ValueError(f"unknown resource hint(s) {sorted(unknown)} for {stage}; known: {RESOURCE_HINTS}")
+
+
 @dataclasses.dataclass(frozen=True)
 class RunConfig:
     text: TextConfig = TextConfig()
     embed: EmbedConfig = EmbedConfig()
     mining: MiningConfig = MiningConfig()
     index: IndexConfig = IndexConfig()
+    resources: ResourceConfig = ResourceConfig()
     shard_size: int = 100_000  # sentences per embedding shard
     seed: int = 0
 
@@ -67,7 +88,8 @@ class RunConfig:
         return dataclasses.asdict(self)
 
 
-_SECTIONS = {"text": TextConfig, "embed": EmbedConfig, "mining": MiningConfig, "index": IndexConfig}
+_SECTIONS = {"text": TextConfig, "embed": EmbedConfig, "mining": MiningConfig, "index": IndexConfig,
+             "resources": ResourceConfig}
 
 
 def resolve_preset(name_or_path: str) -> str:
@@ -117,7 +139,7 @@ def load_config(path: str | None = None, overrides: dict[str, dict[str, Any]] | 
         elif key == "beam":
             continue  # pipeline options, read by the CLI
         else:
-            raise ValueError(f"unknown config key {key!r}; known: text, embed, mining, index, shard_size, seed, beam")
+            raise ValueError(f"unknown config key {key!r}; known: {sorted(_SECTIONS)}, shard_size, seed, beam")
     return RunConfig(**kwargs)
 
 

@@ -54,12 +54,12 @@ def build_pipeline(
     shards = unique.unique | "Shard" >> Shard(config.shard_size)
     work = storage.join(output, "_work")
     code_pairs = [(a.code, b.code) for a, b in pairs]
-    embedded = shards | "EmbedShards" >> EmbedShards(config.embed, work)
+    embedded = shards | "EmbedShards" >> EmbedShards(config.embed, work, config.resources.embed)
     indexes = embedded.shards | "BuildIndexes" >> BuildIndexes(
-        config.index, work, sorted({code for pair in code_pairs for code in pair})
+        config.index, work, sorted({code for pair in code_pairs for code in pair}), config.resources.index
     )
     neighbours = (embedded.shards, indexes.indexes) | "SearchNeighbours" >> SearchNeighbours(
-        code_pairs, config.mining.k, config.index
+        code_pairs, config.mining.k, config.index, config.resources.search
     )
     candidates = neighbours.neighbours | "ScoreMargins" >> ScoreMargins(config.mining.margin)
     selected = (candidates, indexes.indexes) | "SelectPairs" >> SelectPairs(

@@ -89,13 +89,21 @@ class _Embed(CountingDoFn):
 class EmbedShards(beam.PTransform):
     """``((lang, shard), [Sentence])`` -> ``ShardRef``: encode each shard, store fp16 vectors + metadata."""
 
-    def __init__(self, config: EmbedConfig, work_dir: str):
+    def __init__(self, config: EmbedConfig, work_dir: str, hints: dict[str, str] | None = None):
         super().__init__()
         self.config = config
         self.work_dir = work_dir
+        self.hints = hints or {}
 
     def expand(self, shards):
-        return shards | "Encode" >> beam.ParDo(_Embed(self.config, self.work_dir)).with_outputs(STATS, main="shards")
+        encode = _with_hints(beam.ParDo(_Embed(self.config, self.work_dir)), self.hints)
+        return shards | "Encode" >> encode.with_outputs(STATS, main="shards")
+
+
+def _with_hints(transform: beam.PTransform, hints: dict[str, str]) -> beam.PTransform:
+    """Beam resource hints (accelerator, min_ram, cpu_count) on a stage, for runners that place work by them
+    (Dataflow); runners without resource placement ignore them."""
+    return transform.with_resource_hints(**hints) if hints else transform
 
 
 def pair_name(src: str, tgt: str) -> str:
@@ -150,11 +158,12 @@ class BuildIndexes(beam.PTransform):
     trained on a seeded sample, filled shard by shard, saved under OUTPUT/_work/indexes; built once per language
     and shared by every pair that language is in."""
 
-    def __init__(self, config: IndexConfig, work_dir: str, languages: list[str]):
+    def __init__(self, config: IndexConfig, work_dir: str, languages: list[str], hints: dict[str, str] | None = None):
         super().__init__()
         self.config = config
         self.work_dir = work_dir
         self.languages = set(languages)
+        self.hints = hints or {}
 
     def expand(self, shard_refs):
         wanted = self.languages
@@ -163,7 +172,8 @@ class BuildIndexes(beam.PTransform):
             | "KeyByLanguage" >> beam.Map(lambda ref: (ref.lang, ref))
             | "OnlyMinedLanguages" >> beam.Filter(lambda kv: kv[0] in wanted)
             | "GroupByLanguage" >> beam.GroupByKey()
-            | "Build" >> beam.ParDo(_BuildIndex(self.config, self.work_dir)).with_outputs(STATS, main="indexes")
+            | "Build" >> _with_hints(beam.ParDo(_BuildIndex(self.config, self.work_dir)), self.hints).with_outputs(
+                STATS, main="indexes")
         )
 
 
@@ -212,11 +222,12 @@ class SearchNeighbours(beam.PTransform):
     one task per (pair, direction, shard), so memory holds one index and one shard per worker. Tasks are
     sorted by target index so a worker reuses the index it has loaded."""
 
-    def __init__(self, pairs: list[tuple[str, str]], k: int, config: IndexConfig):
+    def __init__(self, pairs: list[tuple[str, str]], k: int, config: IndexConfig, hints: dict[str, str] | None = None):
         super().__init__()
         self.pairs = pairs
         self.k = k
         self.config = config
+        self.hints = hints or {}
 
     def expand(self, inputs):
         shard_refs, indexes = inputs
@@ -233,8 +244,8 @@ class SearchNeighbours(beam.PTransform):
             shard_refs
             | "Tasks" >> beam.FlatMap(tasks)
             | "SpreadTasks" >> beam.Reshuffle()
-            | "Search" >> beam.ParDo(
-                _Search(self.pairs, self.k, self.config), beam.pvalue.AsDict(indexes)
+            | "Search" >> _with_hints(
+                beam.ParDo(_Search(self.pairs, self.k, self.config), beam.pvalue.AsDict(indexes)), self.hints
             ).with_outputs(STATS, main="neighbours")
         )
 

