@@ -1,0 +1,142 @@
+"""The whole pipeline on a corpus made from ../shared/data, at 1x, 4x, 16x size with a fixed shard size:
+sentences/s end to end, the ratio of end-to-end wall time to encoding the same sentences alone, and peak memory.
+
+Corpus: German and English WET files (20 lines per document) from Multi30k train, NTREX-128 and FLORES-200
+devtest lines, ``--base`` lines per language at 1x (distinct lines, so dedup does not shrink the larger sizes).
+Each size runs ``parabeam mine --langs de,en --shard-size S`` in a subprocess with the CLI's default local runner
+(DirectRunner, multi-processing, 2 workers), cold (a fresh output directory). Peak memory is the largest sum of
+resident memory over the process tree (launcher + Beam workers), sampled every 0.2 s. Then the encoder alone
+(one process, model loaded once, not timed) encodes exactly the sentences the pipeline kept (its shard metadata)
+in the same batches-by-token-budget way; the ratio divides the pipeline's wall time by that encoding time.
+
+Run: ``python benchmarks/pipeline_scale.py [--base 2000 --sizes 1,4,16 --shard-size 2000]``. One JSON line per
+size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import gzip
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import psutil
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+DATA = os.path.join(REPO, "..", "shared", "data")
+
+
+def _lines(path: str) -> list[str]:
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8") as f:
+        return [line.strip() for line in f if line.strip()]
+
+
+def pools() -> dict[str, list[str]]:
+    """Distinct lines per language; the two sides' line orders are shuffled apart so most lines have no
+    translation on the other side, as in web text."""
+    import random
+
+    out = {}
+    for lang, m30k, ntrex, flores in (("de", "de", "newstest2019-ref.deu.txt", "deu_Latn"),
+                                      ("en", "en", "newstest2019-src.eng.txt", "eng_Latn")):
+        lines = (_lines(f"{DATA}/multi30k/train.{m30k}.gz") + _lines(f"{DATA}/ntrex128/{ntrex}")
+                 + _lines(f"{DATA}/flores200_devtest/{flores}.devtest"))
+        lines = list(dict.fromkeys(lines))
+        random.Random(lang).shuffle(lines)
+        out[lang] = lines
+    return out
+
+
+def write_corpus(pool: dict[str, list[str]], n: int, out_dir: str) -> None:
+    from sample.make_sample import write_wet
+
+    os.makedirs(out_dir, exist_ok=True)
+    for lang, lines in pool.items():
+        if len(lines) < n:
+            raise SystemExit(f"only {len(lines)} distinct {lang} lines, {n} asked")
+        docs = [(f"https://{lang}.bench.example/{i // 20:06d}", "\n".join(lines[i:i + 20])) for i in range(0, n, 20)]
+        write_wet(f"{out_dir}/{lang}.warc.wet.gz", docs)
+
+
+def run_pipeline(corpus: str, out: str, shard_size: int) -> dict:
+    cmd = [sys.executable, "-m", "pipelines.cli", "mine", "--input", f"{corpus}/*.warc.wet.gz", "--langs", "de,en",
+           "--output", out, "--shard-size", str(shard_size)]
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    root, peak = psutil.Process(proc.pid), 0
+    while proc.poll() is None:
+        try:
+            tree = [root, *root.children(recursive=True)]
+            peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
+        except psutil.Error:
+            pass
+        time.sleep(0.2)
+    wall = time.perf_counter() - started
+    stdout, stderr = proc.communicate()
+    if proc.returncode:
+        raise SystemExit(f"pipeline failed:\n{stderr[-3000:]}")
+    report = json.load(open(f"{out}/report.json", encoding="utf-8"))
+    return {"wall_s": wall, "peak_tree_rss_gib": peak / 2**30, "report": report}
+
+
+def encode_alone(out: str) -> dict:
+    import pyarrow.parquet as pq
+
+    from encoders.registry import load_encoder
+    from mining.text import clean_sentence
+
+    started = time.perf_counter()
+    encoder = load_encoder("default")
+    load_s = time.perf_counter() - started
+    texts = []
+    for path in sorted(glob.glob(f"{out}/_work/embeddings/*/*.parquet")):
+        texts.extend(clean_sentence(t) for t in pq.read_table(path, columns=["text"]).column("text").to_pylist())
+    started = time.perf_counter()
+    encoder.encode(texts)
+    return {"encode_s": time.perf_counter() - started, "model_load_s": load_s, "n": len(texts)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--base", type=int, default=2000, help="lines per language at 1x")
+    ap.add_argument("--sizes", default="1,4,16")
+    ap.add_argument("--shard-size", type=int, default=2000)
+    ap.add_argument("--work", default="/tmp/parabeam-pipeline-scale")
+    args = ap.parse_args()
+    pool = pools()
+    for mult in (int(s) for s in args.sizes.split(",")):
+        n = args.base * mult
+        corpus, out = f"{args.work}/corpus-{mult}x", f"{args.work}/out-{mult}x"
+        shutil.rmtree(out, ignore_errors=True)
+        write_corpus(pool, n, corpus)
+        run = run_pipeline(corpus, out, args.shard_size)
+        # the encoder alone, in a fresh process, on the sentences the pipeline kept
+        enc = json.loads(subprocess.run(
+            [sys.executable, __file__, "--encode-only", out], cwd=REPO, check=True, capture_output=True, text=True
+        ).stdout.strip().splitlines()[-1])
+        report = run["report"]
+        kept = sum(v.get("kept", 0) for v in report["languages"].values())
+        print(json.dumps({
+            "size": f"{mult}x", "lines_per_language": n, "shard_size": args.shard_size,
+            "sentences_in": report["sentences"]["in"], "sentences_embedded": enc["n"], "kept": kept,
+            "pairs": report["pairs"].get("de-en", 0),
+            "end_to_end_s": round(run["wall_s"], 1),
+            "sentences_per_s": round(report["sentences"]["in"] / run["wall_s"], 1),
+            "encode_alone_s": round(enc["encode_s"], 1), "model_load_s": round(enc["model_load_s"], 1),
+            "ratio_end_to_end_over_encoding": round(run["wall_s"] / enc["encode_s"], 2),
+            "peak_tree_rss_gib": round(run["peak_tree_rss_gib"], 2),
+        }), flush=True)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--encode-only":
+        print(json.dumps(encode_alone(sys.argv[2])))
+    else:
+        main()
