@@ -79,7 +79,7 @@ def test_image_pins_match_the_launcher_and_cover_the_dependencies():
 
 @pytest.mark.slow
 def test_image_requirements_resolve(tmp_path):
-    # resolves every pin and its dependencies against the package registry, installing nothing
+    # resolves every pin and its dependencies against the package registry, installing nothing (~10 min)
     report = tmp_path / "report.json"
     result = subprocess.run([sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet",
                              "--report", str(report), "-r", REQUIREMENTS], capture_output=True, text=True)
@@ -87,4 +87,5 @@ def test_image_requirements_resolve(tmp_path):
     resolved = {item["metadata"]["name"].lower(): item["metadata"]["version"]
                 for item in json.loads(report.read_text())["install"]}
     for name, version in _pins().items():
-        assert resolved[name] == version
+        # a local wheel directory may hold the +cpu build of the same torch version (as on CI machines)
+        assert resolved[name].split("+")[0] == version
