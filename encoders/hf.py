@@ -55,6 +55,26 @@ class HFEncoder(TorchEncoder):
         return emb.float().cpu().numpy()
 
 
+    def embed_for_training(self, texts: Sequence[str]):
+        """(B, H) unit vectors with gradients."""
+        import torch
+
+        enc = self.tokenizer(list(texts), truncation=True, max_length=self.max_seq_tokens, padding=True,
+                             return_tensors="pt").to(self.device)
+        with self._autocast():
+            out = self.model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])
+            emb = pool(out, enc["attention_mask"], self.pooling).float()
+        return torch.nn.functional.normalize(emb, dim=-1)
+
+    def save(self, directory: str) -> dict:
+        import os
+
+        target = os.path.join(directory, "hf")
+        self.model.save_pretrained(target)
+        self.tokenizer.save_pretrained(target)
+        return {"backend": "hf", "model_dir": "hf", "pooling": self.pooling}
+
+
 def pool(model_output, attention_mask, pooling: str):
     """Sentence vectors from a transformers model output; the same code serves inference and training."""
     hidden = model_output.last_hidden_state  # (B, L, H)

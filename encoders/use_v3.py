@@ -171,13 +171,66 @@ class USEv3Encoder(TorchEncoder):
         cap = self.max_seq_tokens
         return [seq if len(seq) <= cap else seq[: cap - 1] + [seq[-1]] for seq in ids]
 
-    def _forward(self, token_ids: list[list[int]]) -> np.ndarray:
+    def _batch(self, token_ids: list[list[int]]):
         import torch
 
         lengths = torch.tensor([len(t) for t in token_ids], dtype=torch.int64)
         ids = torch.zeros((len(token_ids), int(lengths.max())), dtype=torch.int64)  # (B, L)
         for row, seq in enumerate(token_ids):
             ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.int64)
+        return ids.to(self.device), lengths.to(self.device)
+
+    def _forward(self, token_ids: list[list[int]]) -> np.ndarray:
+        import torch
+
         with torch.inference_mode(), self._autocast():
-            out = self.model(ids.to(self.device), lengths.to(self.device))
+            out = self.model(*self._batch(token_ids))
         return out.float().cpu().numpy()
+
+    def embed_for_training(self, texts: Sequence[str]):
+        """(B, 512) unit vectors with gradients (the module must be in train mode for training)."""
+        with self._autocast():
+            return self.model(*self._batch(self._tokenize(texts))).float()
+
+    def extend_vocabulary(self, texts: Sequence[str], vocab_size: int = 16000, seed: int = 0) -> int:
+        """Append SentencePiece pieces for characters this model covers poorly (``encoders.vocab``) and embedding
+        rows initialised from the old sub-token embeddings; returns how many pieces were added."""
+        import sentencepiece as spm
+        import torch
+
+        from encoders.vocab import extend_model
+
+        old_proto = self.sp_proto()
+        new_proto, added = extend_model(old_proto, texts, vocab_size, seed)
+        if not added:
+            return 0
+        old_table = self.model.embedding.weight.detach()
+        first = self.sp.get_piece_size()  # new piece i gets id first + i, and that embedding row
+        rows = max(old_table.shape[0], first + len(added))
+        table = torch.zeros((rows, EMB_DIM), dtype=old_table.dtype, device=old_table.device)
+        table[: old_table.shape[0]] = old_table
+        for i, (_, old_ids) in enumerate(added):
+            table[first + i] = old_table[old_ids].mean(dim=0) if old_ids else old_table[self.sp.unk_id()]
+        self.model.embedding = torch.nn.Embedding.from_pretrained(table, freeze=False)
+        self.sp = spm.SentencePieceProcessor(model_proto=new_proto)
+        self._sp_proto = new_proto
+        return len(added)
+
+    def sp_proto(self) -> bytes:
+        """The serialised SentencePiece model in use (extended or not)."""
+        proto = getattr(self, "_sp_proto", None)
+        if proto is None:
+            with open(self.sp_model_path, "rb") as f:
+                proto = self._sp_proto = f.read()
+        return proto
+
+    def save(self, directory: str) -> dict:
+        """Write weights and SentencePiece model into ``directory``; returns the registry config entries."""
+        import torch
+
+        os.makedirs(directory, exist_ok=True)
+        with open(os.path.join(directory, "sp.model"), "wb") as f:
+            f.write(self.sp_proto())
+        torch.save({k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+                   os.path.join(directory, "model.pt"))
+        return {"backend": "default", "state_dict": "model.pt", "sp_model": "sp.model"}

@@ -1,4 +1,4 @@
-"""The ``parabeam`` console script: ``mine`` and ``eval {tatoeba,bucc}``.
+"""The ``parabeam`` console script: ``mine``, ``train`` and ``eval {tatoeba,bucc,xsim}``.
 
 Flags not listed here are Beam pipeline options (``--runner``, ``--direct_num_workers``, ``--project`` ...)
 and go to ``PipelineOptions`` untouched.
@@ -61,6 +61,53 @@ def _eval_parser(sub) -> None:
     x.add_argument("--src", required=True)
     x.add_argument("--tgt", required=True)
     x.add_argument("--encoder", default="default")
+
+
+def _train_parser(sub) -> None:
+    p = sub.add_parser("train", help="train an encoder on parallel sentences (translation ranking or distillation)")
+    p.add_argument("--config", help="YAML training config (e.g. conf/distill.yaml)")
+    p.add_argument("--output", required=True, metavar="DIR", help="encoder directory to write (resumes if present)")
+    p.add_argument("--method", choices=["translation-ranking", "distill"])
+    p.add_argument("--student", help="initial encoder spec (default: the bundled model)")
+    p.add_argument("--teacher", help="teacher encoder spec for distill (default: the bundled model)")
+    p.add_argument("--bitext", action="append", metavar="PARQUET_DIR_OR_GLOB", help="pairs from parabeam mine")
+    p.add_argument("--min-score", type=float, default=1.2, help="keep mined pairs scoring at least this")
+    p.add_argument("--parallel", action="append", nargs=4, metavar=("SRC_FILE", "TGT_FILE", "SRC_LANG", "TGT_LANG"),
+                   help="line-aligned parallel files")
+    p.add_argument("--data-root", help="directory that relative data paths in --config are under")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--max-minutes", type=float, help="stop and save after this much training time")
+    p.add_argument("--extend-vocab", type=int, metavar="N", help="add up to N SentencePiece pieces (default model)")
+    p.add_argument("--device", help="cpu, cuda (default: cuda when present)")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--no-resume", action="store_true", help="start over even if DIR holds a checkpoint")
+
+
+def _run_train(args) -> int:
+    from encoders.train import config_from_dict, train
+    from pipelines.config import resolve_preset
+
+    data: dict = {}
+    if args.config:
+        import yaml
+
+        with open(resolve_preset(args.config), encoding="utf-8") as f:
+            data = yaml.safe_load(f) or {}
+    flags = {"method": args.method, "student": args.student, "teacher": args.teacher, "epochs": args.epochs,
+             "batch_size": args.batch_size, "lr": args.lr, "max_minutes": args.max_minutes,
+             "extend_vocab": args.extend_vocab, "device": args.device, "seed": args.seed}
+    data.update({k: v for k, v in flags.items() if v is not None})
+    extra = [{"bitext": path, "min_score": args.min_score} for path in args.bitext or []]
+    extra += [{"src": a, "tgt": b, "src_lang": c, "tgt_lang": d} for a, b, c, d in args.parallel or []]
+    if extra:
+        data["train"] = list(data.get("train") or []) + extra
+    config = config_from_dict(data, data_root=args.data_root)
+    card = train(config, args.output, resume=not args.no_resume)
+    print(json.dumps({"output": args.output, "steps": card["steps"], "train_minutes": round(card["train_minutes"], 1),
+                      "eval_before": card["eval_before"], "eval_after": card["eval_after"]}))
+    return 0
 
 
 def _threshold_arg(value: str):
@@ -156,6 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     _mine_parser(sub)
     _eval_parser(sub)
+    _train_parser(sub)
     args, extra = parser.parse_known_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -164,6 +212,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "mine":
             return _run_mine(args, extra)
+        if args.command == "train":
+            return _run_train(args)
         return _run_eval(args)
     except (ValueError, FileNotFoundError, RuntimeError) as err:
         print(f"parabeam: error: {err}", file=sys.stderr)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import shared_path
+from conftest import make_tiny_bert, shared_path
 from encoders.base import token_budget_batches
 from encoders.fake import HashingEncoder
 
@@ -68,27 +68,9 @@ def test_hashing_encoder_is_deterministic():
 
 @pytest.fixture(scope="module")
 def tiny_hf_model(tmp_path_factory):
-    """A random-initialised BERT with a WordPiece tokenizer trained on the fly: nothing downloaded."""
     pytest.importorskip("transformers")
-    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
-    from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
-
-    directory = tmp_path_factory.mktemp("tiny-bert")
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
     corpus = ["the cat sleeps", "der hund schläft", "le chat dort", "a small test corpus for the tokenizer"] * 10
-    tok.train_from_iterator(corpus, trainers.WordPieceTrainer(
-        vocab_size=200, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]))
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]",
-                                   cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
-    fast.save_pretrained(directory)
-    import torch
-
-    torch.manual_seed(0)
-    config = BertConfig(vocab_size=fast.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=64)
-    BertModel(config).save_pretrained(directory)
-    return str(directory)
+    return make_tiny_bert(str(tmp_path_factory.mktemp("tiny-bert")), corpus)
 
 
 @pytest.mark.parametrize("pooling", ["cls", "mean", "pooler"])

@@ -1,0 +1,422 @@
+"""Encoder training on parallel sentences: translation ranking and multilingual knowledge distillation.
+
+Methods
+- ``translation-ranking``: a dual encoder with shared weights, in-batch negatives, bidirectional softmax with
+  additive margin (Yang et al. 2019, "Improving Multilingual Sentence Embedding using Bi-directional Dual Encoder
+  with Additive Margin Softmax", sec. 3; LaBSE, Feng et al. 2020, sec. 3.1):
+  loss = CE(s * (U V^T - m I), diag) over both directions, U/V unit vectors of the two sides.
+- ``distill``: Reimers & Gurevych 2020, "Making Monolingual Sentence Embeddings Multilingual using Knowledge
+  Distillation", sec. 2: a frozen teacher embeds the pivot-language side s; the student learns
+  MSE(student(s), teacher(s)) + MSE(student(t), teacher(s)) for its translation t.
+
+Data: Parquet written by ``parabeam mine`` (filtered by score and language pair) and line-aligned text files.
+Batches never hold the same sentence twice (a duplicate would be a false in-batch negative). Checkpoints (model,
+optimiser, step, RNG state) are written every ``checkpoint_every`` steps and on stop, and a rerun with the same
+output resumes from the last one. Progress is logged with loss and pairs/s. The output directory is an encoder
+spec every ``--encoder`` flag accepts, with a model card (data, method, before/after figures).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import json
+import logging
+import os
+import random
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger("parabeam")
+
+METHODS = ("translation-ranking", "distill")
+CHECKPOINT_DIR = "checkpoint"
+
+
+@dataclasses.dataclass(frozen=True)
+class ParallelSource:
+    """Line-aligned files (``src`` line i translates ``tgt`` line i), optionally a line range [start, stop)."""
+
+    src: str
+    tgt: str
+    src_lang: str
+    tgt_lang: str
+    start: int = 0
+    stop: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class BitextSource:
+    """Parquet from ``parabeam mine`` (a directory or glob), pairs scoring at least ``min_score``."""
+
+    path: str
+    min_score: float = 1.2
+    pairs: tuple[str, ...] = ()  # e.g. ("de-en",); empty: all
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    method: str = "distill"
+    student: str = "default"
+    teacher: str = "default"  # distill only
+    pivot: str = "en"  # distill: the language the teacher embeds
+    train: tuple[ParallelSource | BitextSource, ...] = ()
+    eval: tuple[ParallelSource, ...] = ()  # Tatoeba-style accuracy before and after
+    batch_size: int = 64
+    grad_accum: int = 1
+    lr: float = 5e-4
+    warmup_steps: int = 100
+    epochs: int = 1
+    max_minutes: float | None = None  # stop (and save) after this much training time
+    scale: float = 20.0  # translation ranking: logit scale
+    margin: float = 0.3  # translation ranking: additive margin (LaBSE's 0.3)
+    extend_vocab: int = 0  # default encoder: train this many new SentencePiece pieces (0: keep the vocabulary)
+    checkpoint_every: int = 500
+    log_every: int = 50
+    seed: int = 0
+    device: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {', '.join(METHODS)}; got {self.method!r}")
+        if self.batch_size < 2:
+            raise ValueError("batch_size must be >= 2 (in-batch negatives)")
+        if self.grad_accum < 1 or self.epochs < 1:
+            raise ValueError("grad_accum and epochs must be >= 1")
+        if not self.train:
+            raise ValueError("no training data: give at least one parallel or bitext source")
+
+
+def _resolve(path: str, root: str | None) -> str:
+    return path if os.path.isabs(path) or root is None else os.path.join(root, path)
+
+
+def config_from_dict(data: dict[str, Any], data_root: str | None = None) -> TrainConfig:
+    """A TrainConfig from YAML/JSON data; relative data paths are taken from ``data_root`` when given."""
+    data = dict(data)
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = set(data) - known - {"data_root"}
+    if unknown:
+        raise ValueError(f"unknown training config key(s) {sorted(unknown)}; known: {sorted(known)}")
+    root = data_root or data.pop("data_root", None)
+    data.pop("data_root", None)
+
+    def source(item: dict):
+        item = dict(item)
+        if "bitext" in item:
+            return BitextSource(path=_resolve(item.pop("bitext"), root), min_score=float(item.pop("min_score", 1.2)),
+                                pairs=tuple(item.pop("pairs", ())))
+        lines = item.pop("lines", None) or [0, None]
+        return ParallelSource(src=_resolve(item.pop("src"), root), tgt=_resolve(item.pop("tgt"), root),
+                              src_lang=item.pop("src_lang"), tgt_lang=item.pop("tgt_lang"), start=int(lines[0]),
+                              stop=None if lines[1] is None else int(lines[1]))
+
+    data["train"] = tuple(source(x) for x in data.get("train", ()))
+    data["eval"] = tuple(source(x) for x in data.get("eval", ()))
+    return TrainConfig(**data)
+
+
+@dataclasses.dataclass(frozen=True)
+class Pair:
+    src: str
+    tgt: str
+    src_lang: str
+    tgt_lang: str
+
+
+def _read_lines(path: str) -> list[str]:
+    import gzip
+
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"training data file not found: {path}")
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8") as f:
+        return [line.rstrip("\r\n") for line in f]
+
+
+def read_parallel(source: ParallelSource) -> list[Pair]:
+    src, tgt = _read_lines(source.src), _read_lines(source.tgt)
+    if len(src) != len(tgt):
+        raise ValueError(f"{source.src} has {len(src)} lines but {source.tgt} has {len(tgt)}")
+    rows = range(source.start, len(src) if source.stop is None else min(source.stop, len(src)))
+    return [Pair(src[i].strip(), tgt[i].strip(), source.src_lang, source.tgt_lang)
+            for i in rows if src[i].strip() and tgt[i].strip()]
+
+
+def read_bitext(source: BitextSource) -> list[Pair]:
+    import pyarrow.dataset as ds
+
+    path = source.path
+    files = sorted(glob.glob(os.path.join(path, "**", "*.parquet"), recursive=True)) if os.path.isdir(path) \
+        else sorted(glob.glob(path))
+    if not files:
+        raise FileNotFoundError(f"no Parquet bitext under {path}")
+    table = ds.dataset(files, format="parquet").to_table(
+        columns=["src_lang", "tgt_lang", "src_text", "tgt_text", "score"])
+    pairs = []
+    for row in table.to_pylist():
+        name = f"{row['src_lang']}-{row['tgt_lang']}"
+        if row["score"] >= source.min_score and (not source.pairs or name in source.pairs):
+            pairs.append(Pair(row["src_text"], row["tgt_text"], row["src_lang"], row["tgt_lang"]))
+    return pairs
+
+
+def load_pairs(sources: Sequence[ParallelSource | BitextSource]) -> list[Pair]:
+    pairs: list[Pair] = []
+    for source in sources:
+        got = read_bitext(source) if isinstance(source, BitextSource) else read_parallel(source)
+        log.info("training data: %d pairs from %s", len(got), getattr(source, "path", None) or source.src)
+        pairs.extend(got)
+    return list(dict.fromkeys(pairs))  # exact duplicate pairs once
+
+
+def batches_without_duplicates(pairs: Sequence[Pair], batch_size: int, rng: random.Random) -> list[list[int]]:
+    """Shuffled batches in which no sentence appears twice (on either side): a pair whose sentence is already in
+    the open batch waits for the next one. A pair that ends up alone (no other pair left to rank against) is
+    left out of the epoch, with a warning."""
+    order = list(range(len(pairs)))
+    rng.shuffle(order)
+    out: list[list[int]] = []
+    pending = order
+    while pending:
+        waiting: list[int] = []
+        batch: list[int] = []
+        seen: set[str] = set()
+        for i in pending:
+            p = pairs[i]
+            if len(batch) == batch_size or p.src in seen or p.tgt in seen:
+                waiting.append(i)
+                continue
+            batch.append(i)
+            seen.update((p.src, p.tgt))
+        out.append(batch)
+        pending = waiting
+    lone = [b for b in out if len(b) < 2]
+    if lone:  # only possible when one sentence has more translations than there are other pairs to go with
+        log.warning("%d pair(s) left out of this epoch: no batch without their sentence had room", len(lone))
+    return [b for b in out if len(b) >= 2]
+
+
+def ranking_loss(u, v, scale: float, margin: float):
+    """Bidirectional in-batch softmax with additive margin on the true pairs' cosine (Yang et al. 2019)."""
+    import torch
+    from torch.nn import functional as F
+
+    sim = u @ v.T  # (B, B) cosines of unit vectors
+    logits = scale * (sim - margin * torch.eye(len(u), device=u.device, dtype=sim.dtype))
+    target = torch.arange(len(u), device=u.device)
+    return (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
+
+
+def evaluate_sets(encoder, sets: Sequence[ParallelSource]) -> dict[str, float]:
+    """Tatoeba-style accuracy (%, mean of both directions) per eval set, keyed ``src_lang-tgt_lang``."""
+    from encoders.evaluate import tatoeba_accuracy
+
+    out = {}
+    for source in sets:
+        pairs = read_parallel(source)
+        acc = tatoeba_accuracy(encoder.encode([p.src for p in pairs]), encoder.encode([p.tgt for p in pairs]))
+        out[f"{source.src_lang}-{source.tgt_lang}"] = round(acc["accuracy"], 2)
+    return out
+
+
+def _save_model(student, directory: str, card: dict) -> None:
+    from encoders.registry import MODEL_CARD_CONFIG
+
+    entries = student.save(directory)
+    with open(os.path.join(directory, MODEL_CARD_CONFIG), "w", encoding="utf-8") as f:
+        json.dump({**entries, **card}, f, indent=2, sort_keys=True)
+
+
+def _model_card(card: dict) -> str:
+    lines = [f"# parabeam encoder: {card['method']} from {card['student']}", "",
+             f"Written by `parabeam train` on {card['finished']}.", "", "## Method", "",
+             {"distill": "Multilingual knowledge distillation (Reimers & Gurevych 2020, sec. 2): the student maps a "
+                         f"sentence and its translation onto the teacher's ({card['teacher']}) vector of the "
+                         f"{card['pivot']} side (MSE).",
+              "translation-ranking": "Translation ranking with in-batch negatives and additive margin softmax in "
+                                     "both directions (Yang et al. 2019; Feng et al. 2020), shared weights."}[
+                 card["method"]], "",
+             "## Data", ""]
+    for lang_pair, n in sorted(card["pairs_by_language"].items()):
+        lines.append(f"- {lang_pair}: {n} pairs")
+    lines += ["", f"Sources: {', '.join(card['sources'])}", "", "## Training", "",
+              f"{card['steps']} optimiser steps, batch {card['batch_size']} x {card['grad_accum']}, lr {card['lr']}, "
+              f"{card['train_minutes']:.1f} min on {card['device']}; vocabulary: +{card['new_pieces']} pieces.", "",
+              "## Evaluation (Tatoeba-style accuracy %, mean of both directions, held-out sets)", "",
+              "| set | before | after |", "|---|---|---|"]
+    for name in sorted(card["eval_after"]):
+        lines.append(f"| {name} | {card['eval_before'].get(name, float('nan')):.2f} | {card['eval_after'][name]:.2f} |")
+    if card["eval_after"]:
+        b = np.mean(list(card["eval_before"].values()))
+        a = np.mean(list(card["eval_after"].values()))
+        lines.append(f"| mean | {b:.2f} | {a:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+class _Optimizer:
+    """AdamW on dense parameters (gradient norm clipped at 1) and, for a model with an ``embedding`` table (the
+    default encoder's 128k x 512 rows), SparseAdam on that table with sparse gradients: a batch touches a few
+    thousand rows, and a dense Adam step over all 65M embedding weights cost 2-3 s per step on 2 cores."""
+
+    def __init__(self, model, lr: float):
+        import torch
+
+        table = getattr(model, "embedding", None)
+        self.sparse = None
+        if isinstance(table, torch.nn.Embedding):
+            table.sparse = True
+            self.sparse = torch.optim.SparseAdam([table.weight], lr=lr)
+        self.dense_params = [p for p in model.parameters() if self.sparse is None or p is not table.weight]
+        self.dense = torch.optim.AdamW(self.dense_params, lr=lr, weight_decay=0.0)
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        self.dense.zero_grad(set_to_none=set_to_none)
+        if self.sparse is not None:
+            self.sparse.zero_grad(set_to_none=set_to_none)
+
+    def step(self, lr: float) -> None:
+        import torch
+
+        torch.nn.utils.clip_grad_norm_(self.dense_params, 1.0)
+        for opt in (self.dense, self.sparse):
+            if opt is not None:
+                for group in opt.param_groups:
+                    group["lr"] = lr
+                opt.step()
+
+    def state_dict(self) -> dict:
+        return {"dense": self.dense.state_dict(), "sparse": self.sparse.state_dict() if self.sparse else None}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.dense.load_state_dict(state["dense"])
+        if self.sparse is not None and state.get("sparse"):
+            self.sparse.load_state_dict(state["sparse"])
+
+
+def train(config: TrainConfig, output: str, resume: bool = True) -> dict:
+    """Train per ``config``; writes the encoder directory ``output`` and returns its card (dict)."""
+    import torch
+
+    from encoders.registry import load_encoder
+
+    random.seed(config.seed)
+    np.random.seed(config.seed)
+    torch.manual_seed(config.seed)
+    ckpt_dir = os.path.join(output, CHECKPOINT_DIR)
+    state_path = os.path.join(ckpt_dir, "state.pt")
+    resuming = resume and os.path.exists(state_path)
+    pairs = load_pairs(config.train)
+    if len(pairs) < 2:
+        raise ValueError(f"only {len(pairs)} training pair(s) after filtering")
+    kwargs = {"device": config.device} if config.device else {}
+    student = load_encoder(ckpt_dir if resuming else config.student, **kwargs)
+    new_pieces = 0
+    if not resuming and config.extend_vocab:
+        if not hasattr(student, "extend_vocabulary"):
+            raise ValueError("extend_vocab works with the default encoder's SentencePiece model only")
+        new_pieces = student.extend_vocabulary([p.src for p in pairs] + [p.tgt for p in pairs], config.extend_vocab,
+                                               config.seed)
+    eval_before = evaluate_sets(load_encoder(config.student, **kwargs), config.eval) if config.eval else {}
+    teacher_vecs = None
+    if config.method == "distill":
+        pairs = [p if p.src_lang == config.pivot else Pair(p.tgt, p.src, p.tgt_lang, p.src_lang) for p in pairs]
+        off_pivot = {f"{p.src_lang}-{p.tgt_lang}" for p in pairs if p.src_lang != config.pivot}
+        if off_pivot:
+            raise ValueError(f"distill needs every pair to include the pivot {config.pivot!r}; got {sorted(off_pivot)}")
+        teacher = load_encoder(config.teacher, **kwargs)
+        pivots = sorted({p.src for p in pairs})
+        log.info("teacher %s embeds %d %s sentences", config.teacher, len(pivots), config.pivot)
+        vecs = teacher.encode(pivots)  # frozen teacher: its vectors once, not per step
+        teacher_vecs = {s: i for i, s in enumerate(pivots)}, torch.from_numpy(vecs).to(student.device)
+        del teacher
+    model = student.model
+    model.train()
+    optimizer = _Optimizer(model, config.lr)
+    step, epoch, batch_pos, trained_s = 0, 0, 0, 0.0
+    if resuming:
+        state = torch.load(state_path, map_location="cpu", weights_only=False)
+        optimizer.load_state_dict(state["optimizer"])
+        step, epoch, batch_pos, trained_s = state["step"], state["epoch"], state["batch_pos"], state["trained_s"]
+        new_pieces = state["new_pieces"]
+        eval_before = state["eval_before"]
+        random.setstate(state["py_rng"])
+        torch.set_rng_state(state["torch_rng"])
+        log.info("resuming at step %d (epoch %d, batch %d)", step, epoch, batch_pos)
+
+    def lr_at(s: int) -> float:
+        return config.lr * min(1.0, (s + 1) / max(1, config.warmup_steps))
+
+    def save_checkpoint() -> None:
+        os.makedirs(ckpt_dir, exist_ok=True)
+        _save_model(student, ckpt_dir, {"method": config.method, "checkpoint": True})
+        torch.save({"optimizer": optimizer.state_dict(), "step": step, "epoch": epoch, "batch_pos": batch_pos,
+                    "trained_s": trained_s, "new_pieces": new_pieces, "eval_before": eval_before,
+                    "py_rng": random.getstate(), "torch_rng": torch.get_rng_state()}, state_path + ".tmp")
+        os.replace(state_path + ".tmp", state_path)
+
+    budget_s = None if config.max_minutes is None else 60 * config.max_minutes
+    stopped_early = False
+    window_loss, window_pairs, window_start = 0.0, 0, time.perf_counter()
+    while epoch < config.epochs and not stopped_early:
+        batches = batches_without_duplicates(pairs, config.batch_size, random.Random(config.seed + epoch))
+        while batch_pos < len(batches):
+            started = time.perf_counter()
+            group = batches[batch_pos: batch_pos + config.grad_accum]
+            optimizer.zero_grad(set_to_none=True)
+            total = 0.0
+            for batch in group:
+                items = [pairs[i] for i in batch]
+                if config.method == "distill":
+                    index, vecs = teacher_vecs
+                    target = vecs[[index[p.src] for p in items]]
+                    loss = (torch.nn.functional.mse_loss(student.embed_for_training([p.src for p in items]), target)
+                            + torch.nn.functional.mse_loss(student.embed_for_training([p.tgt for p in items]), target))
+                else:
+                    u = student.embed_for_training([p.src for p in items])
+                    v = student.embed_for_training([p.tgt for p in items])
+                    loss = ranking_loss(u, v, config.scale, config.margin)
+                (loss / len(group)).backward()
+                total += float(loss.detach()) / len(group)
+                window_pairs += len(items)
+            optimizer.step(lr_at(step))
+            step += 1
+            batch_pos += len(group)
+            trained_s += time.perf_counter() - started
+            window_loss += total
+            if step % config.log_every == 0:
+                elapsed = time.perf_counter() - window_start
+                log.warning("step %d epoch %d/%d: loss %.5f, %.0f pairs/s, %.1f min trained", step, epoch + 1,
+                            config.epochs, window_loss / config.log_every, window_pairs / max(elapsed, 1e-9),
+                            trained_s / 60)
+                window_loss, window_pairs, window_start = 0.0, 0, time.perf_counter()
+            if step % config.checkpoint_every == 0:
+                save_checkpoint()
+            if budget_s is not None and trained_s >= budget_s:
+                stopped_early = True
+                break
+        if not stopped_early:
+            epoch, batch_pos = epoch + 1, 0
+    save_checkpoint()
+    model.eval()
+    eval_after = evaluate_sets(student, config.eval) if config.eval else {}
+    by_lang: dict[str, int] = {}
+    for p in pairs:
+        by_lang[f"{p.src_lang}-{p.tgt_lang}"] = by_lang.get(f"{p.src_lang}-{p.tgt_lang}", 0) + 1
+    card = {
+        "method": config.method, "student": config.student, "teacher": config.teacher, "pivot": config.pivot,
+        "pairs_by_language": by_lang, "n_pairs": len(pairs),
+        "sources": [getattr(s, "path", None) or f"{s.src} | {s.tgt} [{s.start}:{s.stop}]" for s in config.train],
+        "steps": step, "epochs_done": epoch, "stopped_by_time_budget": stopped_early, "batch_size": config.batch_size,
+        "grad_accum": config.grad_accum, "lr": config.lr, "train_minutes": trained_s / 60,
+        "device": str(student.device),
+        "new_pieces": new_pieces, "eval_before": eval_before, "eval_after": eval_after, "seed": config.seed,
+        "finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
+    _save_model(student, output, card)
+    with open(os.path.join(output, "README.md"), "w", encoding="utf-8") as f:
+        f.write(_model_card(card))
+    return card
