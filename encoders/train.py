@@ -175,29 +175,48 @@ def load_pairs(sources: Sequence[ParallelSource | BitextSource]) -> list[Pair]:
 
 def batches_without_duplicates(pairs: Sequence[Pair], batch_size: int, rng: random.Random) -> list[list[int]]:
     """Shuffled batches in which no sentence appears twice (on either side): a pair whose sentence is already in
-    the open batch waits for the next one. A pair that ends up alone (no other pair left to rank against) is
-    left out of the epoch, with a warning."""
+    an open batch goes to another one. A pair that ends up alone (no other pair left to rank against) is left
+    out of the epoch, with a warning."""
     order = list(range(len(pairs)))
     rng.shuffle(order)
+    # length bucketing: within windows of 16 batches, similar lengths go together (less padding per batch);
+    # the batch order is shuffled again below
+    window = 16 * batch_size
+    order = [i for start in range(0, len(order), window)
+             for i in sorted(order[start:start + window], key=lambda j: len(pairs[j].src) + len(pairs[j].tgt))]
+    # first fit: a pair joins the oldest open batch that holds neither of its sentences, else opens one
+    open_batches: list[tuple[list[int], set[str]]] = []
     out: list[list[int]] = []
-    pending = order
-    while pending:
-        waiting: list[int] = []
-        batch: list[int] = []
-        seen: set[str] = set()
-        for i in pending:
-            p = pairs[i]
-            if len(batch) == batch_size or p.src in seen or p.tgt in seen:
-                waiting.append(i)
-                continue
-            batch.append(i)
-            seen.update((p.src, p.tgt))
-        out.append(batch)
-        pending = waiting
-    lone = [b for b in out if len(b) < 2]
-    if lone:  # only possible when one sentence has more translations than there are other pairs to go with
-        log.warning("%d pair(s) left out of this epoch: no batch without their sentence had room", len(lone))
-    return [b for b in out if len(b) >= 2]
+    for i in order:
+        p = pairs[i]
+        for k, (batch, seen) in enumerate(open_batches):
+            if p.src not in seen and p.tgt not in seen:
+                batch.append(i)
+                seen.update((p.src, p.tgt))
+                if len(batch) == batch_size:
+                    out.append(batch)
+                    del open_batches[k]
+                break
+        else:
+            open_batches.append(([i], {p.src, p.tgt}))
+    out.extend(batch for batch, _ in open_batches)
+    # a pair left alone has nothing to rank against: it joins a batch without its sentences, one over the size
+    lone = [b[0] for b in out if len(b) == 1]
+    out = [b for b in out if len(b) >= 2]
+    dropped = 0
+    for i in lone:
+        p = pairs[i]
+        home = next((b for b in out if len(b) <= batch_size
+                     and all(p.src not in (pairs[j].src, pairs[j].tgt) and p.tgt not in (pairs[j].src, pairs[j].tgt)
+                             for j in b)), None)
+        if home is None:
+            dropped += 1
+        else:
+            home.append(i)
+    if dropped:  # only when one sentence has more translations than there are batches to spread them over
+        log.warning("%d pair(s) left out of this epoch: every batch already holds their sentence", dropped)
+    rng.shuffle(out)
+    return out
 
 
 def ranking_loss(u, v, scale: float, margin: float):
