@@ -9,8 +9,8 @@ resident memory over the process tree (launcher + Beam workers), sampled every 0
 (one process, model loaded once, not timed) encodes exactly the sentences the pipeline kept (its shard metadata)
 in the same batches-by-token-budget way; the ratio divides the pipeline's wall time by that encoding time.
 
-Run: ``python benchmarks/pipeline_scale.py [--base 2000 --sizes 1,4,16 --shard-size 2000]``. One JSON line per
-size.
+Run: ``python benchmarks/pipeline_scale.py [--base 1900 --sizes 1,4,16 --shard-size 2000 --runner R]``. One JSON
+line per size.
 """
 
 from __future__ import annotations
@@ -65,9 +65,9 @@ def write_corpus(pool: dict[str, list[str]], n: int, out_dir: str) -> None:
         write_wet(f"{out_dir}/{lang}.warc.wet.gz", docs)
 
 
-def run_pipeline(corpus: str, out: str, shard_size: int) -> dict:
+def run_pipeline(corpus: str, out: str, shard_size: int, beam_args: list[str]) -> dict:
     cmd = [sys.executable, "-m", "pipelines.cli", "mine", "--input", f"{corpus}/*.warc.wet.gz", "--langs", "de,en",
-           "--output", out, "--shard-size", str(shard_size)]
+           "--output", out, "--shard-size", str(shard_size), *beam_args]
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     root, peak = psutil.Process(proc.pid), 0
@@ -105,18 +105,20 @@ def encode_alone(out: str) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--base", type=int, default=2000, help="lines per language at 1x")
+    ap.add_argument("--base", type=int, default=1900, help="lines per language at 1x (16x must fit the ~32k pool)")
     ap.add_argument("--sizes", default="1,4,16")
     ap.add_argument("--shard-size", type=int, default=2000)
     ap.add_argument("--work", default="/tmp/parabeam-pipeline-scale")
+    ap.add_argument("--runner", help="a Beam runner instead of the CLI's default local one, e.g. FnApiRunner")
     args = ap.parse_args()
+    beam_args = [f"--runner={args.runner}"] if args.runner else []
     pool = pools()
     for mult in (int(s) for s in args.sizes.split(",")):
         n = args.base * mult
         corpus, out = f"{args.work}/corpus-{mult}x", f"{args.work}/out-{mult}x"
         shutil.rmtree(out, ignore_errors=True)
         write_corpus(pool, n, corpus)
-        run = run_pipeline(corpus, out, args.shard_size)
+        run = run_pipeline(corpus, out, args.shard_size, beam_args)
         # the encoder alone, in a fresh process, on the sentences the pipeline kept
         enc = json.loads(subprocess.run(
             [sys.executable, __file__, "--encode-only", out], cwd=REPO, check=True, capture_output=True, text=True
@@ -124,7 +126,8 @@ def main() -> None:
         report = run["report"]
         kept = sum(v.get("kept", 0) for v in report["languages"].values())
         print(json.dumps({
-            "size": f"{mult}x", "lines_per_language": n, "shard_size": args.shard_size,
+            "size": f"{mult}x", "runner": args.runner or "DirectRunner x2 (CLI default)",
+            "lines_per_language": n, "shard_size": args.shard_size,
             "sentences_in": report["sentences"]["in"], "sentences_embedded": enc["n"], "kept": kept,
             "pairs": report["pairs"].get("de-en", 0),
             "end_to_end_s": round(run["wall_s"], 1),

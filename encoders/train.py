@@ -74,6 +74,9 @@ class TrainConfig:
     scale: float = 20.0  # translation ranking: logit scale
     margin: float = 0.3  # translation ranking: additive margin (LaBSE's 0.3)
     extend_vocab: int = 0  # default encoder: train this many new SentencePiece pieces (0: keep the vocabulary)
+    # all: every weight trains; embeddings: only the token embedding table (the network that reads it stays the
+    # teacher's, which limits drift on the languages the model already covers)
+    train_parts: str = "all"
     checkpoint_every: int = 500
     log_every: int = 50
     seed: int = 0
@@ -88,6 +91,8 @@ class TrainConfig:
             raise ValueError("grad_accum and epochs must be >= 1")
         if not self.train:
             raise ValueError("no training data: give at least one parallel or bitext source")
+        if self.train_parts not in ("all", "embeddings"):
+            raise ValueError(f"train_parts must be all or embeddings; got {self.train_parts!r}")
 
 
 def _resolve(path: str, root: str | None) -> str:
@@ -264,7 +269,8 @@ def _model_card(card: dict) -> str:
         lines.append(f"- {lang_pair}: {n} pairs")
     lines += ["", f"Sources: {', '.join(card['sources'])}", "", "## Training", "",
               f"{card['steps']} optimiser steps, batch {card['batch_size']} x {card['grad_accum']}, lr {card['lr']}, "
-              f"{card['train_minutes']:.1f} min on {card['device']}; vocabulary: +{card['new_pieces']} pieces.", "",
+              f"{card['train_minutes']:.1f} min on {card['device']}; trained: {card['train_parts']}; "
+              f"vocabulary: +{card['new_pieces']} pieces.", "",
               "## Evaluation (Tatoeba-style accuracy %, mean of both directions, held-out sets)", "",
               "| set | before | after |", "|---|---|---|"]
     for name in sorted(card["eval_after"]):
@@ -289,18 +295,20 @@ class _Optimizer:
         if isinstance(table, torch.nn.Embedding):
             table.sparse = True
             self.sparse = torch.optim.SparseAdam([table.weight], lr=lr)
-        self.dense_params = [p for p in model.parameters() if self.sparse is None or p is not table.weight]
-        self.dense = torch.optim.AdamW(self.dense_params, lr=lr, weight_decay=0.0)
+        self.dense_params = [p for p in model.parameters()
+                             if p.requires_grad and (self.sparse is None or p is not table.weight)]
+        self.dense = torch.optim.AdamW(self.dense_params, lr=lr, weight_decay=0.0) if self.dense_params else None
 
     def zero_grad(self, set_to_none: bool = True) -> None:
-        self.dense.zero_grad(set_to_none=set_to_none)
-        if self.sparse is not None:
-            self.sparse.zero_grad(set_to_none=set_to_none)
+        for opt in (self.dense, self.sparse):
+            if opt is not None:
+                opt.zero_grad(set_to_none=set_to_none)
 
     def step(self, lr: float) -> None:
         import torch
 
-        torch.nn.utils.clip_grad_norm_(self.dense_params, 1.0)
+        if self.dense_params:
+            torch.nn.utils.clip_grad_norm_(self.dense_params, 1.0)
         for opt in (self.dense, self.sparse):
             if opt is not None:
                 for group in opt.param_groups:
@@ -308,10 +316,12 @@ class _Optimizer:
                 opt.step()
 
     def state_dict(self) -> dict:
-        return {"dense": self.dense.state_dict(), "sparse": self.sparse.state_dict() if self.sparse else None}
+        return {"dense": self.dense.state_dict() if self.dense else None,
+                "sparse": self.sparse.state_dict() if self.sparse else None}
 
     def load_state_dict(self, state: dict) -> None:
-        self.dense.load_state_dict(state["dense"])
+        if self.dense is not None and state.get("dense"):
+            self.dense.load_state_dict(state["dense"])
         if self.sparse is not None and state.get("sparse"):
             self.sparse.load_state_dict(state["sparse"])
 
@@ -354,6 +364,11 @@ def train(config: TrainConfig, output: str, resume: bool = True) -> dict:
         del teacher
     model = student.model
     model.train()
+    if config.train_parts == "embeddings":
+        table = model.embedding if hasattr(model, "embedding") else model.get_input_embeddings()
+        for param in model.parameters():
+            param.requires_grad_(False)
+        table.weight.requires_grad_(True)
     optimizer = _Optimizer(model, config.lr)
     step, epoch, batch_pos, trained_s = 0, 0, 0, 0.0
     if resuming:
@@ -431,6 +446,7 @@ def train(config: TrainConfig, output: str, resume: bool = True) -> dict:
         "sources": [getattr(s, "path", None) or f"{s.src} | {s.tgt} [{s.start}:{s.stop}]" for s in config.train],
         "steps": step, "epochs_done": epoch, "stopped_by_time_budget": stopped_early, "batch_size": config.batch_size,
         "grad_accum": config.grad_accum, "lr": config.lr, "train_minutes": trained_s / 60,
+        "train_parts": config.train_parts,
         "device": str(student.device),
         "new_pieces": new_pieces, "eval_before": eval_before, "eval_after": eval_after, "seed": config.seed,
         "finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),

@@ -197,3 +197,24 @@ def test_mine_train_mine_loop_on_the_sample(tmp_path):
                 for r in csv.DictReader(f, delimiter="\t") if {r["src_lang"], r["tgt_lang"]} <= {"de", "en", "fr"}}
     mined = {frozenset([(r["src_lang"], r["src_text"]), (r["tgt_lang"], r["tgt_text"])]) for r in rows}
     assert len(mined & gold) / len(gold) >= 0.9 and len(mined & gold) / len(mined) >= 0.9
+
+
+def test_embeddings_only_training_leaves_the_network_alone(tmp_path):
+    pytest.importorskip("transformers")
+    import torch
+
+    corpus = _cipher_corpus(tmp_path, n=40)
+    model = make_tiny_bert(str(tmp_path / "tiny"), corpus, vocab_size=120, hidden=32)
+    data = {"method": "translation-ranking", "student": f"hf:{model}", "batch_size": 10, "epochs": 2,
+            "train_parts": "embeddings", "lr": 0.01, "log_every": 1000, "device": "cpu",
+            "train": [{"src": str(tmp_path / "src.txt"), "tgt": str(tmp_path / "tgt.txt"), "src_lang": "xx",
+                       "tgt_lang": "yy"}]}
+    out = str(tmp_path / "emb")
+    card = train(config_from_dict(data), out)
+    assert card["train_parts"] == "embeddings"
+    from transformers import AutoModel
+
+    before, after = AutoModel.from_pretrained(model), AutoModel.from_pretrained(os.path.join(out, "hf"))
+    changed = {n for (n, a), (_, b) in zip(before.named_parameters(), after.named_parameters())
+               if not torch.equal(a, b)}
+    assert changed == {"embeddings.word_embeddings.weight"}
