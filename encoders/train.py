@@ -349,19 +349,27 @@ def train(config: TrainConfig, output: str, resume: bool = True) -> dict:
             raise ValueError("extend_vocab works with the default encoder's SentencePiece model only")
         new_pieces = student.extend_vocabulary([p.src for p in pairs] + [p.tgt for p in pairs], config.extend_vocab,
                                                config.seed)
-    eval_before = evaluate_sets(load_encoder(config.student, **kwargs), config.eval) if config.eval else {}
+    # the untouched student: the "before" figures (a resumed run has them in its state) and, when the teacher is
+    # the same spec, the teacher too, so the model is loaded once for both
+    baseline = None
+    eval_before: dict[str, float] = {}
+    if config.eval and not resuming:
+        baseline = load_encoder(config.student, **kwargs)
+        eval_before = evaluate_sets(baseline, config.eval)
     teacher_vecs = None
     if config.method == "distill":
         pairs = [p if p.src_lang == config.pivot else Pair(p.tgt, p.src, p.tgt_lang, p.src_lang) for p in pairs]
         off_pivot = {f"{p.src_lang}-{p.tgt_lang}" for p in pairs if p.src_lang != config.pivot}
         if off_pivot:
             raise ValueError(f"distill needs every pair to include the pivot {config.pivot!r}; got {sorted(off_pivot)}")
-        teacher = load_encoder(config.teacher, **kwargs)
+        same = baseline is not None and config.teacher == config.student
+        teacher = baseline if same else load_encoder(config.teacher, **kwargs)
         pivots = sorted({p.src for p in pairs})
         log.info("teacher %s embeds %d %s sentences", config.teacher, len(pivots), config.pivot)
         vecs = teacher.encode(pivots)  # frozen teacher: its vectors once, not per step
         teacher_vecs = {s: i for i, s in enumerate(pivots)}, torch.from_numpy(vecs).to(student.device)
         del teacher
+    del baseline
     model = student.model
     model.train()
     if config.train_parts == "embeddings":
