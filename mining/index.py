@@ -139,7 +139,15 @@ def to_gpu_if_available(index, config: IndexConfig = IndexConfig()):
 def search(index, queries: np.ndarray, k: int, nprobe: int = 32, block: int = 65536) -> tuple[np.ndarray, np.ndarray]:
     """k nearest neighbours by inner product: ``D`` (n, k) float32, ``I`` (n, k) int64; rows sorted by
     decreasing similarity, ties by smaller id (as ``mining.knn``); missing neighbours are -inf / -1."""
+    import faiss
+
     queries = np.ascontiguousarray(queries, dtype=np.float32)
+    if isinstance(index, faiss.IndexFlat) and index.metric_type == faiss.METRIC_INNER_PRODUCT:
+        # exact flat index on the CPU: blocked GEMM on its vectors in place (see mining.knn.exact_knn)
+        from mining.knn import exact_knn
+
+        vectors = faiss.rev_swig_ptr(index.get_xb(), index.ntotal * index.d).reshape(index.ntotal, index.d)
+        return exact_knn(queries, vectors, k)
     set_nprobe(index, nprobe)
     D = np.full((len(queries), k), -np.inf, dtype=np.float32)
     I = np.full((len(queries), k), -1, dtype=np.int64)

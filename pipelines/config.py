@@ -79,10 +79,16 @@ class RunConfig:
     resources: ResourceConfig = ResourceConfig()
     shard_size: int = 100_000  # sentences per embedding shard
     seed: int = 0
+    # CPU threads each worker process gives torch and FAISS. 0: decided at launch from the runner (the local
+    # multi-process runner: cores / workers; Dataflow, which runs one SDK process per vCPU: 1; otherwise the
+    # libraries' default, every core). Several processes each using every core slow encoding down ~2x here.
+    cpu_threads: int = 0
 
     def __post_init__(self) -> None:
         if self.shard_size < 1:
             raise ValueError(f"shard_size must be >= 1, got {self.shard_size}")
+        if self.cpu_threads < 0:
+            raise ValueError(f"cpu_threads must be >= 0, got {self.cpu_threads}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -134,12 +140,13 @@ def load_config(path: str | None = None, overrides: dict[str, dict[str, Any]] | 
             if unknown:
                 raise ValueError(f"unknown key(s) {sorted(unknown)} in section {key!r}; known: {sorted(known)}")
             kwargs[key] = cls(**(value or {}))
-        elif key in ("shard_size", "seed"):
+        elif key in ("shard_size", "seed", "cpu_threads"):
             kwargs[key] = int(value)
         elif key == "beam":
             continue  # pipeline options, read by the CLI
         else:
-            raise ValueError(f"unknown config key {key!r}; known: {sorted(_SECTIONS)}, shard_size, seed, beam")
+            raise ValueError(
+                f"unknown config key {key!r}; known: {sorted(_SECTIONS)}, shard_size, seed, cpu_threads, beam")
     return RunConfig(**kwargs)
 
 
@@ -155,3 +162,27 @@ def beam_args_from_config(path: str | None) -> list[str]:
         else:
             args.append(f"--{key}={value}")
     return args
+
+
+def usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def cpu_threads_for_runner(options, cores: int | None = None) -> int:
+    """Threads per worker process when the config leaves ``cpu_threads`` at 0, from the ``PipelineOptions``:
+    the local multi-process DirectRunner runs ``direct_num_workers`` processes on this machine's cores;
+    Dataflow runs one SDK process per vCPU unless ``no_use_multiple_sdk_containers``; other runners (one SDK
+    process per worker, or threads in one process) keep 0, the libraries' default of every core."""
+    cores = cores or usable_cores()
+    options = options.get_all_options(retain_unknown_options=True)
+    runner = str(options.get("runner") or "")
+    if runner.endswith("DirectRunner") and options.get("direct_running_mode") == "multi_processing":
+        workers = int(options.get("direct_num_workers") or 0) or cores  # 0 means one per core
+        return max(1, cores // workers)
+    if runner.endswith("DataflowRunner"):
+        experiments = options.get("experiments") or []
+        return 0 if "no_use_multiple_sdk_containers" in experiments else 1
+    return 0

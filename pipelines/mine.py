@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 import logging
@@ -13,7 +14,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from mining.languages import Language, language_pairs
 from pipelines import storage
-from pipelines.config import RunConfig
+from pipelines.config import RunConfig, cpu_threads_for_runner
 from pipelines.mining_stages import (
     BuildIndexes,
     EmbedShards,
@@ -54,12 +55,13 @@ def build_pipeline(
     shards = unique.unique | "Shard" >> Shard(config.shard_size)
     work = storage.join(output, "_work")
     code_pairs = [(a.code, b.code) for a, b in pairs]
-    embedded = shards | "EmbedShards" >> EmbedShards(config.embed, work, config.resources.embed)
+    embedded = shards | "EmbedShards" >> EmbedShards(config.embed, work, config.resources.embed, config.cpu_threads)
     indexes = embedded.shards | "BuildIndexes" >> BuildIndexes(
-        config.index, work, sorted({code for pair in code_pairs for code in pair}), config.resources.index
+        config.index, work, sorted({code for pair in code_pairs for code in pair}), config.resources.index,
+        config.cpu_threads,
     )
     neighbours = (embedded.shards, indexes.indexes) | "SearchNeighbours" >> SearchNeighbours(
-        code_pairs, config.mining.k, config.index, config.resources.search
+        code_pairs, config.mining.k, config.index, config.resources.search, config.cpu_threads
     )
     candidates = neighbours.neighbours | "ScoreMargins" >> ScoreMargins(config.mining.margin)
     selected = (candidates, indexes.indexes) | "SelectPairs" >> SelectPairs(
@@ -88,6 +90,8 @@ def run(
     # (s3:// endpoint and keys, gs:// project) take their settings from the pipeline options
     FileSystems.set_options(options)
     paths = expand_inputs(inputs)
+    if config.cpu_threads == 0:
+        config = dataclasses.replace(config, cpu_threads=cpu_threads_for_runner(options))
     pairs = language_pairs(languages, pivot)
     if not pairs:
         raise ValueError("no language pair to mine (check --langs and --pivot)")

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import time
 from typing import NamedTuple
 
 import apache_beam as beam
@@ -22,6 +24,8 @@ from pipelines.config import EmbedConfig
 from pipelines.counting import STATS, CountingDoFn, nest_stats
 from pipelines.text_stages import _provenance_key
 
+log = logging.getLogger("parabeam")
+
 ROWS_PER_FILE = 200_000
 THRESHOLDS = "thresholds"
 
@@ -34,13 +38,27 @@ class ShardRef(NamedTuple):
     metadata: str  # path of the Parquet with one row per embedding row
 
 
+def limit_threads(n: int, torch_too: bool = False) -> None:
+    """Caps FAISS's (and torch's) CPU threads in this worker process; 0 leaves the libraries' default."""
+    if n > 0:
+        import faiss
+
+        faiss.omp_set_num_threads(n)
+        if torch_too:
+            import torch
+
+            torch.set_num_threads(n)
+
+
 class _Embed(CountingDoFn):
-    def __init__(self, config: EmbedConfig, work_dir: str):
+    def __init__(self, config: EmbedConfig, work_dir: str, threads: int = 0):
         self.config = config
         self.work_dir = work_dir
+        self.threads = threads
 
     def setup(self):
         self._encoder = None
+        limit_threads(self.threads, torch_too=True)
 
     @property
     def encoder(self):
@@ -68,7 +86,11 @@ class _Embed(CountingDoFn):
             self.count(f"languages/{lang}/embeddings_reused", len(sentences))
             yield ref
             return
+        started = time.perf_counter()
         embeddings = self.encoder.encode([clean_sentence(s.text) for s in sentences]).astype(np.float16)  # (n, d)
+        seconds = time.perf_counter() - started
+        log.info("embedded %s shard %d: %d sentences in %.1f s (%.0f/s)", lang, shard_id, len(sentences), seconds,
+                 len(sentences) / max(seconds, 1e-9))
         meta = pa.table(
             {
                 "text": [s.text for s in sentences],
@@ -89,14 +111,15 @@ class _Embed(CountingDoFn):
 class EmbedShards(beam.PTransform):
     """``((lang, shard), [Sentence])`` -> ``ShardRef``: encode each shard, store fp16 vectors + metadata."""
 
-    def __init__(self, config: EmbedConfig, work_dir: str, hints: dict[str, str] | None = None):
+    def __init__(self, config: EmbedConfig, work_dir: str, hints: dict[str, str] | None = None, threads: int = 0):
         super().__init__()
         self.config = config
         self.work_dir = work_dir
         self.hints = hints or {}
+        self.threads = threads
 
     def expand(self, shards):
-        encode = _with_hints(beam.ParDo(_Embed(self.config, self.work_dir)), self.hints)
+        encode = _with_hints(beam.ParDo(_Embed(self.config, self.work_dir, self.threads)), self.hints)
         return shards | "Encode" >> encode.with_outputs(STATS, main="shards")
 
 
@@ -126,9 +149,13 @@ class IndexRef(NamedTuple):
 
 
 class _BuildIndex(CountingDoFn):
-    def __init__(self, config: IndexConfig, work_dir: str):
+    def __init__(self, config: IndexConfig, work_dir: str, threads: int = 0):
         self.config = config
         self.work_dir = work_dir
+        self.threads = threads
+
+    def setup(self):
+        limit_threads(self.threads)
 
     def process(self, element):
         from mining.index import build_index, factory_string, serialize
@@ -158,12 +185,14 @@ class BuildIndexes(beam.PTransform):
     trained on a seeded sample, filled shard by shard, saved under OUTPUT/_work/indexes; built once per language
     and shared by every pair that language is in."""
 
-    def __init__(self, config: IndexConfig, work_dir: str, languages: list[str], hints: dict[str, str] | None = None):
+    def __init__(self, config: IndexConfig, work_dir: str, languages: list[str], hints: dict[str, str] | None = None,
+                 threads: int = 0):
         super().__init__()
         self.config = config
         self.work_dir = work_dir
         self.languages = set(languages)
         self.hints = hints or {}
+        self.threads = threads
 
     def expand(self, shard_refs):
         wanted = self.languages
@@ -172,8 +201,8 @@ class BuildIndexes(beam.PTransform):
             | "KeyByLanguage" >> beam.Map(lambda ref: (ref.lang, ref))
             | "OnlyMinedLanguages" >> beam.Filter(lambda kv: kv[0] in wanted)
             | "GroupByLanguage" >> beam.GroupByKey()
-            | "Build" >> _with_hints(beam.ParDo(_BuildIndex(self.config, self.work_dir)), self.hints).with_outputs(
-                STATS, main="indexes")
+            | "Build" >> _with_hints(beam.ParDo(_BuildIndex(self.config, self.work_dir, self.threads)),
+                                     self.hints).with_outputs(STATS, main="indexes")
         )
 
 
@@ -186,13 +215,15 @@ class Neighbours(NamedTuple):
 
 
 class _Search(CountingDoFn):
-    def __init__(self, pairs: list[tuple[str, str]], k: int, config: IndexConfig):
+    def __init__(self, pairs: list[tuple[str, str]], k: int, config: IndexConfig, threads: int = 0):
         self.pairs = pairs
         self.k = k
         self.config = config
+        self.threads = threads
 
     def setup(self):
         self._cached = (None, None)  # (path, index): one index in memory per worker
+        limit_threads(self.threads, torch_too=True)  # flat indexes are searched with torch (mining.knn)
 
     def _index(self, ref: IndexRef):
         from mining.index import deserialize, to_gpu_if_available
@@ -222,12 +253,14 @@ class SearchNeighbours(beam.PTransform):
     one task per (pair, direction, shard), so memory holds one index and one shard per worker. Tasks are
     sorted by target index so a worker reuses the index it has loaded."""
 
-    def __init__(self, pairs: list[tuple[str, str]], k: int, config: IndexConfig, hints: dict[str, str] | None = None):
+    def __init__(self, pairs: list[tuple[str, str]], k: int, config: IndexConfig, hints: dict[str, str] | None = None,
+                 threads: int = 0):
         super().__init__()
         self.pairs = pairs
         self.k = k
         self.config = config
         self.hints = hints or {}
+        self.threads = threads
 
     def expand(self, inputs):
         shard_refs, indexes = inputs
@@ -245,7 +278,8 @@ class SearchNeighbours(beam.PTransform):
             | "Tasks" >> beam.FlatMap(tasks)
             | "SpreadTasks" >> beam.Reshuffle()
             | "Search" >> _with_hints(
-                beam.ParDo(_Search(self.pairs, self.k, self.config), beam.pvalue.AsDict(indexes)), self.hints
+                beam.ParDo(_Search(self.pairs, self.k, self.config, self.threads), beam.pvalue.AsDict(indexes)),
+                self.hints,
             ).with_outputs(STATS, main="neighbours")
         )
 

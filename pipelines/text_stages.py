@@ -14,10 +14,10 @@ from apache_beam.io.filesystems import FileSystems
 from mining.languages import Language, code_by_lid_label
 from mining.readers import Document, read_documents
 from mining.text import (
-    LanguageIdentifier,
     clean_sentence,
     decide_language,
     normalise_for_dedup,
+    shared_language_identifier,
     split_sentences,
     text_length,
 )
@@ -91,7 +91,7 @@ class _Split(CountingDoFn):
         self.config = config
 
     def setup(self):
-        self.lid = LanguageIdentifier() if self.config.doc_lid_threshold <= 1.0 else None
+        self.lid = shared_language_identifier() if self.config.doc_lid_threshold <= 1.0 else None
 
     def process(self, doc: Document):
         doc_label, doc_prob = "", 0.0
@@ -130,11 +130,14 @@ class _Identify(CountingDoFn):
         self.code_by_label = code_by_lid_label(languages)
 
     def setup(self):
-        self.lid = LanguageIdentifier()
+        self.lid = shared_language_identifier()
 
     def process(self, sentence: Sentence):
         cfg = self.config
-        ranked = self.lid.rank(clean_sentence(sentence.text), cfg.lid_fallback_rank)
+        text = clean_sentence(sentence.text)
+        label, prob = self.lid.predict(text)
+        # the ranked list matters only below the threshold, for the document fallback (ranking costs more)
+        ranked = [(label, prob)] if prob >= cfg.lid_threshold else self.lid.rank(text, cfg.lid_fallback_rank)
         label, prob, by_document = decide_language(
             ranked, cfg.lid_threshold, sentence.doc_lid_label, sentence.doc_lid_prob, cfg.doc_lid_threshold
         )
@@ -218,7 +221,8 @@ def stable_hash(text: str) -> int:
 
 
 def shard_of(sentence: Sentence, n_shards: int) -> int:
-    return stable_hash(normalise_for_dedup(sentence.text)) % n_shards
+    # after dedup each kept sentence is the earliest occurrence, so its own text is a deterministic key
+    return stable_hash(sentence.text) % n_shards
 
 
 class Shard(beam.PTransform):

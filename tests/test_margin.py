@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from conftest import unit_vectors
-from mining.knn import knn_bruteforce, knn_sharded, merge_topk
+from mining.knn import exact_knn, knn_bruteforce, knn_sharded, merge_topk
 from mining.margin import knn_means, margin_scores
 from mining.mine import MiningConfig, mine, score_candidates
 from mining.select import greedy_one_to_one, greedy_one_to_one_loop
@@ -104,3 +104,17 @@ def test_config_rejects_bad_values():
         MiningConfig(margin="cosine")
     with pytest.raises(ValueError, match="k must be"):
         MiningConfig(k=0)
+
+
+def test_exact_knn_blocks_and_ties():
+    rng = np.random.default_rng(4)
+    database = unit_vectors(rng, 50, 16)
+    database[[7, 20, 33, 41]] = database[3]  # five copies of one vector, spread over blocks of 6
+    queries = np.concatenate([database[3:4], unit_vectors(rng, 20, 16)])
+    D_ref, I_ref = knn_bruteforce(queries, database, 4)
+    D, I = exact_knn(queries, database, 4, query_block=5, database_block=6)
+    np.testing.assert_array_equal(I, I_ref)
+    np.testing.assert_array_equal(I[0], [3, 7, 20, 33])  # equal similarities: smaller ids first
+    np.testing.assert_allclose(D, D_ref, atol=1e-5)
+    D, I = exact_knn(queries[:2], database[:2], 4)  # fewer rows than k
+    assert (I[:, 2:] == -1).all() and np.isneginf(D[:, 2:]).all()

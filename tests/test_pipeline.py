@@ -134,3 +134,18 @@ def test_threshold_calibrated_from_gold_pairs(tmp_path):
     assert info["gold_pairs_among_candidates"] == 10 and info["gold_f1"] > 0
     scores = [r[4] for r in _mined_rows(out)]
     assert min(scores) >= round(info["used"], 5) - 1e-4
+
+
+def test_cpu_threads_follow_the_runner():
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from pipelines.config import cpu_threads_for_runner
+
+    local = ["--runner=DirectRunner", "--direct_running_mode=multi_processing"]
+    assert cpu_threads_for_runner(PipelineOptions([*local, "--direct_num_workers=2"]), cores=2) == 1
+    assert cpu_threads_for_runner(PipelineOptions([*local, "--direct_num_workers=2"]), cores=16) == 8
+    assert cpu_threads_for_runner(PipelineOptions([*local, "--direct_num_workers=0"]), cores=16) == 1
+    assert cpu_threads_for_runner(PipelineOptions(["--runner=DataflowRunner"]), cores=4) == 1
+    assert cpu_threads_for_runner(PipelineOptions(["--runner=DataflowRunner",
+                                                   "--experiments=no_use_multiple_sdk_containers"]), cores=4) == 0
+    assert cpu_threads_for_runner(PipelineOptions(["--runner=FnApiRunner"]), cores=4) == 0

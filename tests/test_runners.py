@@ -53,6 +53,7 @@ def _rows(output: str, filesystem=None) -> list[tuple]:
 def _report(text: str) -> dict:
     report = json.loads(text)
     report["settings"].pop("run_id")
+    report["settings"]["config"].pop("cpu_threads")  # resolved per runner (pipelines.config.cpu_threads_for_runner)
     return report
 
 
