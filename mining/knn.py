@@ -67,6 +67,49 @@ def exact_knn(
     return D_out, I_out
 
 
+def _torch_device(use_gpu: bool):
+    import torch
+
+    return torch.device("cuda") if use_gpu and torch.cuda.is_available() else torch.device("cpu")
+
+
+def exact_knn_both(
+    queries: np.ndarray,
+    database: np.ndarray,
+    k: int,
+    *,
+    query_block: int = 2048,
+    database_block: int = 32768,
+    use_gpu: bool = True,
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """Both directions from one pass of blocked GEMM: ``(D, I)`` of ``queries`` in ``database`` (as
+    ``exact_knn``) and ``(D, I)`` of every database row among ``queries`` (ids are query rows). The forward and
+    backward kNN of the margin criterion are the row and column top-k of the same similarity matrix, so a
+    search that computes it once halves the work of two ``exact_knn`` calls. Same tie rule, same padding.
+    Runs on CUDA through torch when one is visible and ``use_gpu``."""
+    import torch
+
+    device = _torch_device(use_gpu)
+    queries = np.ascontiguousarray(queries, dtype=np.float32)
+    n_q, n_db = len(queries), len(database)
+    fwd = (np.full((n_q, k), -np.inf, dtype=np.float32), np.full((n_q, k), -1, dtype=np.int64))
+    bwd = (np.full((n_db, k), -np.inf, dtype=np.float32), np.full((n_db, k), -1, dtype=np.int64))
+    for db_start in range(0, n_db, database_block):
+        db_rows = slice(db_start, db_start + database_block)
+        block = torch.from_numpy(np.ascontiguousarray(database[db_rows], np.float32)).to(device)
+        for q_start in range(0, n_q, query_block):
+            q_rows = slice(q_start, q_start + query_block)
+            q = torch.from_numpy(queries[q_rows]).to(device)
+            sims = q @ block.T  # (q, b) float32
+            values, ids = torch.topk(sims, min(k + _TIE_SLACK, sims.shape[1]), dim=1)
+            fwd[0][q_rows], fwd[1][q_rows] = merge_topk(
+                fwd[0][q_rows], fwd[1][q_rows], values.cpu().numpy(), ids.cpu().numpy() + db_start, k)
+            values, ids = torch.topk(sims, min(k + _TIE_SLACK, sims.shape[0]), dim=0)  # (keep, b)
+            bwd[0][db_rows], bwd[1][db_rows] = merge_topk(
+                bwd[0][db_rows], bwd[1][db_rows], values.T.cpu().numpy(), ids.T.cpu().numpy() + q_start, k)
+    return fwd, bwd
+
+
 def knn_sharded(
     queries: np.ndarray,
     database_shards: Iterable[np.ndarray],

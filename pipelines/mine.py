@@ -63,13 +63,13 @@ def build_pipeline(
     neighbours = (embedded.shards, indexes.indexes) | "SearchNeighbours" >> SearchNeighbours(
         code_pairs, config.mining.k, config.index, config.resources.search, config.cpu_threads
     )
-    candidates = neighbours.neighbours | "ScoreMargins" >> ScoreMargins(config.mining.margin)
+    candidates = neighbours["neighbours"] | "ScoreMargins" >> ScoreMargins(config.mining.margin)
     selected = (candidates, indexes.indexes) | "SelectPairs" >> SelectPairs(
         code_pairs, config.mining, config.embed.encoder, run_id
     )
     _ = selected.tables | "WriteBitext" >> WriteBitext(output)
     stats = (docs.stats, sentences.stats, identified.stats, unique.stats, embedded.stats, indexes.stats,
-             neighbours.stats, selected.stats)
+             neighbours["stats"], selected.stats)
     all_stats = stats | "AllCounts" >> beam.Flatten()
     _ = (all_stats, selected.thresholds) | "WriteReport" >> WriteReport(output, settings)
 

@@ -214,6 +214,16 @@ class Neighbours(NamedTuple):
     I: np.ndarray  # (n, k) int64 global rows of the other language
 
 
+PARTIAL_BWD = "partial_bwd"
+
+
+def _shares_gemm(target: IndexRef) -> bool:
+    """Whether forward tasks against ``target`` also answer the backward direction: an exact flat index, where
+    the forward search computes the whole similarity matrix of the shard against the target language anyway
+    (``mining.knn.exact_knn_both``). Decided from the index's factory alone, so every worker agrees."""
+    return target.factory == "Flat"
+
+
 class _Search(CountingDoFn):
     def __init__(self, pairs: list[tuple[str, str]], k: int, config: IndexConfig, threads: int = 0):
         self.pairs = pairs
@@ -222,36 +232,93 @@ class _Search(CountingDoFn):
         self.threads = threads
 
     def setup(self):
-        self._cached = (None, None)  # (path, index): one index in memory per worker
+        self._cached = (None, None)  # ((path, on_gpu), index): one index in memory per worker
         limit_threads(self.threads, torch_too=True)  # flat indexes are searched with torch (mining.knn)
 
-    def _index(self, ref: IndexRef):
+    def _index(self, ref: IndexRef, gpu: bool = True):
         from mining.index import deserialize, to_gpu_if_available
 
-        if self._cached[0] != ref.path:
+        key = (ref.path, gpu)
+        if self._cached[0] != key:
             self._cached = (None, None)  # release the old index before loading the next
-            self._cached = (ref.path, to_gpu_if_available(deserialize(storage.read_bytes(ref.path)), self.config))
+            index = deserialize(storage.read_bytes(ref.path))
+            self._cached = (key, to_gpu_if_available(index, self.config) if gpu else index)
         return self._cached[1]
 
     def process(self, task, indexes):
         from mining.index import search
 
         direction, pair, ref = task
+        name = pair_name(*pair)
         other = pair[1] if direction == "fwd" else pair[0]
         target = indexes.get(other)
         if target is None:  # the other language has no sentence: nothing to pair with
-            self.count(f"search/{pair_name(*pair)}/no_target_sentences", ref.size)
+            self.count(f"search/{name}/no_target_sentences", ref.size)
+            return
+        first_row = indexes[ref.lang].first_row(ref.shard_id)
+        if direction == "bwd" and _shares_gemm(indexes[ref.lang]):
+            self.count(f"search/{name}/bwd", ref.size)  # answered by the forward tasks' shared pass
             return
         queries = storage.load_npy(ref.embeddings)
+        self.count(f"search/{name}/{direction}", len(queries))
+        if direction == "fwd" and _shares_gemm(target):
+            yield from self._both_ways(name, target, queries, first_row)
+            return
         D, I = search(self._index(target), queries, self.k, self.config.nprobe)
-        self.count(f"search/{pair_name(*pair)}/{direction}", len(queries))
-        yield Neighbours(pair_name(*pair), direction, indexes[ref.lang].first_row(ref.shard_id), D, I)
+        yield Neighbours(name, direction, first_row, D, I)
+
+    def _both_ways(self, name: str, target: IndexRef, queries: np.ndarray, first_row: int):
+        import faiss
+
+        from mining.knn import exact_knn_both
+
+        index = self._index(target, gpu=False)
+        vectors = faiss.rev_swig_ptr(index.get_xb(), index.ntotal * index.d).reshape(index.ntotal, index.d)
+        (D, I), (D_bwd, I_bwd) = exact_knn_both(queries, vectors, self.k, use_gpu=self.config.use_gpu)
+        yield Neighbours(name, "fwd", first_row, D, I)
+        I_bwd = np.where(I_bwd >= 0, I_bwd + first_row, -1)  # global rows of the query language
+        start = 0
+        for shard in target.shards:  # this shard's top-k for every target row, cut by target shard
+            rows = slice(start, start + shard.size)
+            yield beam.pvalue.TaggedOutput(PARTIAL_BWD, ((name, shard.shard_id), (start, D_bwd[rows], I_bwd[rows])))
+            start += shard.size
+
+
+class _MergeTopK(beam.CombineFn):
+    """Partial backward top-k lists of one target shard (one per source shard) -> the global top-k."""
+
+    def __init__(self, k: int):
+        self.k = k
+
+    def create_accumulator(self):
+        return None
+
+    def add_input(self, acc, partial):
+        from mining.knn import merge_topk
+
+        if acc is None:
+            return partial
+        start, D, I = acc
+        return (start, *merge_topk(D, I, partial[1], partial[2], self.k))
+
+    def merge_accumulators(self, accs):
+        merged = None
+        for acc in accs:
+            if acc is not None:
+                merged = self.add_input(merged, acc)
+        return merged
+
+    def extract_output(self, acc):
+        return acc
 
 
 class SearchNeighbours(beam.PTransform):
     """Every shard of a pair's languages against the other language's index: k nearest neighbours both ways,
-    one task per (pair, direction, shard), so memory holds one index and one shard per worker. Tasks are
-    sorted by target index so a worker reuses the index it has loaded."""
+    one task per (pair, direction, shard), so memory holds one index and one shard per worker. Against an
+    exact flat index a forward task computes its shard's whole similarity matrix once and takes both the row
+    top-k (forward) and the column top-k (a partial backward list for every target row); the partial lists are
+    merged per target shard and the backward tasks are skipped, which halves the work (``mining.knn``).
+    Returns ``{"neighbours": Neighbours, "stats": counts}``."""
 
     def __init__(self, pairs: list[tuple[str, str]], k: int, config: IndexConfig, hints: dict[str, str] | None = None,
                  threads: int = 0):
@@ -273,15 +340,22 @@ class SearchNeighbours(beam.PTransform):
                 if ref.lang == pair[1]:
                     yield "bwd", pair, ref
 
-        return (
+        searched = (
             shard_refs
             | "Tasks" >> beam.FlatMap(tasks)
             | "SpreadTasks" >> beam.Reshuffle()
             | "Search" >> _with_hints(
                 beam.ParDo(_Search(self.pairs, self.k, self.config, self.threads), beam.pvalue.AsDict(indexes)),
                 self.hints,
-            ).with_outputs(STATS, main="neighbours")
+            ).with_outputs(STATS, PARTIAL_BWD, main="neighbours")
         )
+        backward = (
+            searched[PARTIAL_BWD]
+            | "MergeBackward" >> beam.CombinePerKey(_MergeTopK(self.k))
+            | "BackwardNeighbours" >> beam.MapTuple(lambda key, acc: Neighbours(key[0], "bwd", *acc))
+        )
+        neighbours = (searched.neighbours, backward) | "AllNeighbours" >> beam.Flatten()
+        return {"neighbours": neighbours, "stats": searched[STATS]}
 
 
 def _means_block(nb: Neighbours):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from conftest import unit_vectors
-from mining.knn import exact_knn, knn_bruteforce, knn_sharded, merge_topk
+from mining.knn import exact_knn, exact_knn_both, knn_bruteforce, knn_sharded, merge_topk
 from mining.margin import knn_means, margin_scores
 from mining.mine import MiningConfig, mine, score_candidates
 from mining.select import greedy_one_to_one, greedy_one_to_one_loop
@@ -118,3 +118,17 @@ def test_exact_knn_blocks_and_ties():
     np.testing.assert_allclose(D, D_ref, atol=1e-5)
     D, I = exact_knn(queries[:2], database[:2], 4)  # fewer rows than k
     assert (I[:, 2:] == -1).all() and np.isneginf(D[:, 2:]).all()
+
+
+def test_exact_knn_both_directions_from_one_pass():
+    rng = np.random.default_rng(5)
+    queries, database = unit_vectors(rng, 37, 16), unit_vectors(rng, 53, 16)
+    database[[10, 30]] = queries[2]  # a tie in both directions
+    (D_f, I_f), (D_b, I_b) = exact_knn_both(queries, database, 4, query_block=8, database_block=11)
+    D_ref, I_ref = knn_bruteforce(queries, database, 4)
+    np.testing.assert_array_equal(I_f, I_ref)
+    np.testing.assert_allclose(D_f, D_ref, atol=1e-5)
+    D_ref, I_ref = knn_bruteforce(database, queries, 4)
+    np.testing.assert_array_equal(I_b, I_ref)
+    np.testing.assert_allclose(D_b, D_ref, atol=1e-5)
+    assert I_f[2, 0] == 10 and I_f[2, 1] == 30  # equal similarities: smaller id first
