@@ -201,7 +201,7 @@ def baseline_same_sentences_f1(out_dir: str, lang: str, encoder, scorer: Segment
             "baseline_sentences_f1_at_1.2": scorer.score([(s, t) for s, t, sc in kept if sc >= 1.2])["f1"]}
 
 
-def parabeam_f1(lang: str, corpus_dir: str, scorer: SegmentScorer, gold_texts: set) -> dict:
+def parabeam_f1(lang: str, corpus_dir: str, scorer: SegmentScorer, gold_texts: set, segment: str = "") -> dict:
     import shutil
 
     import pyarrow.dataset as ds
@@ -211,6 +211,7 @@ def parabeam_f1(lang: str, corpus_dir: str, scorer: SegmentScorer, gold_texts: s
     started = time.time()
     cmd = [sys.executable, "-m", "pipelines.cli", "mine", "--input", f"{corpus_dir}/src.warc.wet.gz",
            "--input", f"{corpus_dir}/tgt.warc.wet.gz", "--langs", f"{lang},en", "--output", out]
+    cmd += ["--segment", segment] if segment else []
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     wall = time.time() - started
     rows = ds.dataset(f"{out}/bitext", format="parquet").to_table(columns=["src_text", "tgt_text"]).to_pylist()
@@ -234,6 +235,7 @@ def main() -> None:
     ap.add_argument("--n-gold", type=int, default=1500)
     ap.add_argument("--n-extra", type=int, default=8000, help="lines of Multi30k/TICO per side")
     ap.add_argument("--skip-pipeline", action="store_true")
+    ap.add_argument("--segment", default="", help="parabeam mine --segment (default: the CLI's default)")
     args = ap.parse_args()
     from encoders.registry import load_encoder
 
@@ -241,11 +243,12 @@ def main() -> None:
     for lang in args.langs.split(","):
         corpus_dir = f"{args.work}/{lang}-en"
         corpus = build_corpus(lang, corpus_dir, args.n_gold, args.n_extra)
-        row = {"pair": f"{lang}-en", **{k: v for k, v in corpus.items() if k != "gold_texts"}}
+        row = {"pair": f"{lang}-en", "segment": args.segment or "default",
+               **{k: v for k, v in corpus.items() if k != "gold_texts"}}
         scorer = SegmentScorer(corpus["gold_texts"])
         row.update(baseline_f1(corpus_dir, encoder, scorer))
         if not args.skip_pipeline:
-            row.update(parabeam_f1(lang, corpus_dir, scorer, corpus["gold_texts"]))
+            row.update(parabeam_f1(lang, corpus_dir, scorer, corpus["gold_texts"], args.segment))
             row.update(baseline_same_sentences_f1(f"{corpus_dir}/out", lang, encoder, scorer))
             only_lines = row["_lines_found"] - row["_parabeam_found"]
             row["found_only_by_line_miner"] = len(only_lines)

@@ -45,6 +45,8 @@ SHARD_META_SCHEMA = pa.schema(
         ("source", pa.string()),
         ("offset", pa.int64()),
         ("lid_prob", pa.float32()),
+        ("line", pa.int32()),  # line of the document; with part, tells overlapping segments apart
+        ("part", pa.int16()),  # mining.text.Segment.part
     ]
 )
 

@@ -186,6 +186,37 @@ def _empty() -> MinedPairs:
     return MinedPairs(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros(0, np.float32))
 
 
+def drop_overlaps(
+    pairs: MinedPairs,
+    src_units: tuple[Sequence, np.ndarray, np.ndarray],
+    tgt_units: tuple[Sequence, np.ndarray, np.ndarray],
+) -> MinedPairs:
+    """One alignment per piece of text when segments overlap (``segment=auto`` gives a short line both whole and
+    as its sentences): in decreasing score order, a pair is kept unless one of its segments overlaps a segment
+    of a pair already kept (a whole line and a sentence of it; ``mining.text.Segment.part``). It generalises
+    max retrieval's one-to-one rule (Artetxe & Schwenk 2019, sec. 3.2) from segments to the text they cover: a
+    two-sentence line aligned whole to its translation leaves its sentences out, and a sentence aligned alone
+    leaves out the line around it. ``*_units`` = (document key per pair, line per pair, part per pair)."""
+    from mining.text import WHOLE_LINE, WHOLE_MULTI_SENTENCE_LINE
+
+    order = np.argsort(-pairs.score, kind="stable")
+    keep = np.ones(len(pairs), dtype=bool)
+    claimed = ({}, {})  # per side: (doc, line) -> "whole" or "part"
+    for i in order:
+        units = []
+        for side, (docs, lines, parts) in enumerate((src_units, tgt_units)):
+            part = int(parts[i])
+            if part != WHOLE_LINE:
+                units.append((side, (docs[i], int(lines[i])), part))
+        if any((key in claimed[side]) and (part == WHOLE_MULTI_SENTENCE_LINE or claimed[side][key] == "whole")
+               for side, key, part in units):
+            keep[i] = False
+            continue
+        for side, key, part in units:
+            claimed[side][key] = "whole" if part == WHOLE_MULTI_SENTENCE_LINE else claimed[side].get(key, "part")
+    return MinedPairs(pairs.src[keep], pairs.tgt[keep], pairs.score[keep], pairs.cosine[keep])
+
+
 def apply_threshold(pairs: MinedPairs, threshold: float, max_score: float | None = None) -> MinedPairs:
     keep = pairs.score >= threshold
     if max_score is not None:

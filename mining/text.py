@@ -14,6 +14,7 @@ import functools
 import re
 import unicodedata
 from collections.abc import Iterator
+from typing import NamedTuple
 
 _SPACE_SEPARATED_SCRIPTS = re.compile(r"[\u0e00-\u0e7f\u0e80-\u0eff\u1780-\u17ff\u1000-\u109f]")
 _SPACE_RUN = re.compile(r"\s+")
@@ -41,18 +42,61 @@ _LOWER_ABBREVIATIONS = frozenset(
 )
 
 
-def split_sentences(text: str) -> Iterator[str]:
-    """Sentences of ``text`` in order, stripped; empty ones skipped. Works on any script."""
+SEGMENT_MODES = ("sentence", "line", "auto")
+
+# What a segment is (``Segment.part``): a whole line that is one sentence; a whole line of several sentences; or
+# the k-th sentence (k >= 0) of a line. Only the last two overlap (a line and its own sentences).
+WHOLE_LINE = -1
+WHOLE_MULTI_SENTENCE_LINE = -2
+
+
+class Segment(NamedTuple):
+    text: str
+    line: int  # index of the (non-empty) line in the text
+    part: int  # WHOLE_LINE, WHOLE_MULTI_SENTENCE_LINE, or the sentence's index in its line
+
+
+def split_segments(text: str, segment: str = "sentence", auto_max_sentences: int = 2) -> Iterator[Segment]:
+    """Mining units of ``text`` in order, stripped; empty ones skipped. Works on any script.
+
+    ``segment``: ``sentence`` splits every line (paragraph) into sentences; ``line`` keeps each line whole (input
+    with one sentence per line, as in BUCC); ``auto`` gives a line of at most ``auto_max_sentences`` sentences
+    both whole and as its sentences, and splits longer paragraphs. A translation often renders one sentence as
+    two or two as one; the whole line keeps such pairs minable 1:1, its sentences keep a sentence minable whose
+    neighbour in the line has no translation. Selection later keeps at most one alignment per piece of text
+    (``mining.mine.drop_overlaps``)."""
+    if segment not in SEGMENT_MODES:
+        raise ValueError(f"segment must be one of {', '.join(SEGMENT_MODES)}; got {segment!r}")
+    number = 0
     for line in text.splitlines():
         line = line.strip()
         if not line:
             continue
-        for start, end in _sentence_spans(line):
-            sentence = line[start:end].strip()
-            if not sentence:
-                continue
-            for part in _split_missed_ends(sentence):
-                yield from _split_by_script(part)
+        if segment == "line":
+            yield Segment(line, number, WHOLE_LINE)
+        else:
+            sentences = list(_line_sentences(line))
+            if len(sentences) == 1:
+                yield Segment(sentences[0], number, WHOLE_LINE)
+            else:
+                if segment == "auto" and len(sentences) <= auto_max_sentences:
+                    yield Segment(line, number, WHOLE_MULTI_SENTENCE_LINE)
+                yield from (Segment(sentence, number, k) for k, sentence in enumerate(sentences))
+        number += 1
+
+
+def split_sentences(text: str) -> Iterator[str]:
+    """Sentences of ``text`` in order, stripped; empty ones skipped."""
+    return (seg.text for seg in split_segments(text))
+
+
+def _line_sentences(line: str) -> Iterator[str]:
+    for start, end in _sentence_spans(line):
+        sentence = line[start:end].strip()
+        if not sentence:
+            continue
+        for part in _split_missed_ends(sentence):
+            yield from _split_by_script(part)
 
 
 _CLOSING = "”’」』）》〉】〕〗〙〛)]}»"

@@ -39,6 +39,9 @@ def _mine_parser(sub) -> None:
     p.add_argument("--retrieval", choices=["forward", "backward", "intersection", "max"])
     p.add_argument("--k", type=int, help="neighbours for the margin (default 4)")
     p.add_argument("--shard-size", type=int, help="sentences per embedding shard")
+    p.add_argument("--segment", choices=["sentence", "line", "auto"],
+                   help="mining units: sentences (default), whole lines (one sentence per line input), or auto "
+                        "(lines of at most 2 sentences whole, longer paragraphs split)")
     p.add_argument("--device", help="cpu, cuda, cuda:1 (default: cuda when present)")
 
 
@@ -129,6 +132,7 @@ def _run_mine(args, beam_args: list[str]) -> int:
 
     languages = parse_languages(args.langs)
     overrides = {
+        "text": {"segment": args.segment},
         "embed": {"encoder": args.encoder, "device": args.device},
         "mining": {
             "threshold": None if args.threshold == "auto" else args.threshold,

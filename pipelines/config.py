@@ -26,6 +26,10 @@ class TextConfig:
     # sentence's top ``lid_fallback_rank`` labels. Set doc_lid_threshold above 1 to turn the fallback off.
     doc_lid_threshold: float = 0.9
     lid_fallback_rank: int = 5
+    # Mining units (mining.text.split_sentences): sentence | line | auto (a line of at most auto_max_sentences
+    # sentences stays whole, longer paragraphs are split)
+    segment: str = "auto"
+    auto_max_sentences: int = 2
 
     def __post_init__(self) -> None:
         if not 0 < self.min_chars <= self.max_chars:
@@ -36,6 +40,10 @@ class TextConfig:
             raise ValueError(f"doc_lid_threshold must be >= 0, got {self.doc_lid_threshold}")
         if self.lid_fallback_rank < 1:
             raise ValueError(f"lid_fallback_rank must be >= 1, got {self.lid_fallback_rank}")
+        if self.segment not in ("sentence", "line", "auto"):
+            raise ValueError(f"segment must be sentence, line or auto; got {self.segment!r}")
+        if self.auto_max_sentences < 1:
+            raise ValueError(f"auto_max_sentences must be >= 1, got {self.auto_max_sentences}")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -77,7 +77,7 @@ class _Embed(CountingDoFn):
         (lang, shard_id), sentences = element
         sentences = sorted(sentences, key=_provenance_key)
         # the shard's name carries a digest of its content and encoder: a rerun on the same data reuses it
-        h = hashlib.sha1(self.config.encoder.encode())
+        h = hashlib.sha1(self.config.encoder.encode() + b"|meta-v2")  # v2: segment line/part columns
         for s in sentences:
             h.update(s.text.encode("utf-8") + b"\0")
         base = storage.join(self.work_dir, "embeddings", lang, f"shard-{shard_id:05d}-{h.hexdigest()[:16]}")
@@ -99,6 +99,8 @@ class _Embed(CountingDoFn):
                 "source": [s.source for s in sentences],
                 "offset": [int(s.offset) for s in sentences],
                 "lid_prob": [float(s.lid_prob) for s in sentences],
+                "line": [int(s.line) for s in sentences],
+                "part": [int(s.part) for s in sentences],
             },
             schema=SHARD_META_SCHEMA,
         )
@@ -424,6 +426,8 @@ class _SelectPair(CountingDoFn):
         threshold, info = self._threshold(name, selected, src_meta, tgt_meta)
         yield beam.pvalue.TaggedOutput(THRESHOLDS, (name, info))
         pairs = apply_threshold(selected, threshold, self.config.max_score)
+        pairs, overlapping = _without_overlaps(pairs, src_meta, tgt_meta)
+        self.count(f"overlaps/{name}/dropped", overlapping)
         self.count(f"pairs/{name}", len(pairs))
         for chunk, start in enumerate(range(0, max(len(pairs), 1), ROWS_PER_FILE)):
             sel = slice(start, start + ROWS_PER_FILE)
@@ -458,6 +462,20 @@ class _SelectPair(CountingDoFn):
         return threshold, info
 
 
+def _without_overlaps(pairs, src_meta: _ShardRows, tgt_meta: _ShardRows):
+    """Pairs minus those that reuse text a better pair already aligned (segment=auto gives short lines both whole
+    and as sentences; ``mining.mine.drop_overlaps``). Returns ``(pairs, number dropped)``."""
+    from mining.mine import drop_overlaps
+
+    if not len(pairs):
+        return pairs, 0
+    src, tgt = src_meta.units(pairs.src), tgt_meta.units(pairs.tgt)
+    if not (src[2] != -1).any() and not (tgt[2] != -1).any():
+        return pairs, 0
+    kept = drop_overlaps(pairs, src, tgt)
+    return kept, len(pairs) - len(kept)
+
+
 def _read_gold_pairs(path: str) -> set[tuple[str, str]]:
     from mining.text import normalise_for_dedup as norm
 
@@ -479,12 +497,18 @@ class _ShardRows:
         self.offsets = np.cumsum([0] + [r.size for r in refs])
         self.tables = [parquet_bytes_to_table(storage.read_bytes(r.metadata)) for r in refs]
 
+    def units(self, rows: np.ndarray) -> tuple[list, np.ndarray, np.ndarray]:
+        """For each row: its document (source, offset), line and part (``mining.text.Segment``)."""
+        taken = self.take(np.asarray(rows, dtype=np.int64))
+        docs = list(zip(taken["source"], taken["offset"]))
+        return docs, np.asarray(taken["line"], dtype=np.int64), np.asarray(taken["part"], dtype=np.int64)
+
     def texts(self, rows: np.ndarray) -> list[str]:
         return self.take(np.asarray(rows, dtype=np.int64))["text"] if len(rows) else []
 
     def take(self, rows: np.ndarray) -> dict[str, list]:
         shard_idx = np.searchsorted(self.offsets, rows, side="right") - 1
-        keys = ("text", "url", "digest", "source", "offset", "lid_prob")
+        keys = ("text", "url", "digest", "source", "offset", "lid_prob", "line", "part")
         out: dict[str, list] = {k: [None] * len(rows) for k in keys}
         out["shard"] = [None] * len(rows)
         out["row"] = [0] * len(rows)

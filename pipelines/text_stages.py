@@ -14,11 +14,12 @@ from apache_beam.io.filesystems import FileSystems
 from mining.languages import Language, code_by_lid_label
 from mining.readers import Document, read_documents
 from mining.text import (
+    WHOLE_MULTI_SENTENCE_LINE,
     clean_sentence,
     decide_language,
     normalise_for_dedup,
     shared_language_identifier,
-    split_sentences,
+    split_segments,
     text_length,
 )
 from pipelines.config import TextConfig
@@ -36,6 +37,8 @@ class Sentence(NamedTuple):
     lid_prob: float = 0.0
     doc_lid_label: str = ""  # the document's language by the LID, for the fallback in IdentifyLanguage
     doc_lid_prob: float = 0.0
+    line: int = 0  # line of the document the segment is from
+    part: int = -1  # mining.text.Segment.part: a whole line (-1, -2 when it holds several sentences) or a sentence
 
 
 def expand_inputs(patterns: list[str]) -> list[str]:
@@ -98,17 +101,19 @@ class _Split(CountingDoFn):
         if self.lid is not None:  # document-level LID (the first 20k characters) for the sentence fallback
             doc_label, doc_prob = self.lid.predict(clean_sentence(doc.text[:20_000]))
         position = 0
-        for sentence in split_sentences(doc.text):
+        for segment in split_segments(doc.text, self.config.segment, self.config.auto_max_sentences):
             self.count("sentences/in")
-            length = text_length(sentence)
+            if segment.part == WHOLE_MULTI_SENTENCE_LINE:  # also a unit of its own in segment=auto
+                self.count("sentences/whole_lines")
+            length = text_length(segment.text)
             if length < self.config.min_chars:
                 self.count("sentences/dropped/too_short")
             elif length > self.config.max_chars:
                 self.count("sentences/dropped/too_long")
             else:
                 yield Sentence(
-                    sentence, doc.url, doc.digest, doc.source, doc.offset, position,
-                    doc_lid_label=doc_label, doc_lid_prob=doc_prob,
+                    segment.text, doc.url, doc.digest, doc.source, doc.offset, position,
+                    doc_lid_label=doc_label, doc_lid_prob=doc_prob, line=segment.line, part=segment.part,
                 )
             position += 1
 

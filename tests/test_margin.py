@@ -132,3 +132,24 @@ def test_exact_knn_both_directions_from_one_pass():
     np.testing.assert_array_equal(I_b, I_ref)
     np.testing.assert_allclose(D_b, D_ref, atol=1e-5)
     assert I_f[2, 0] == 10 and I_f[2, 1] == 30  # equal similarities: smaller id first
+
+
+def test_drop_overlaps_keeps_one_alignment_per_text():
+    from mining.mine import MinedPairs, drop_overlaps
+
+    # source: doc A line 0 = whole two-sentence line (row 0) and its sentences (rows 1, 2); doc A line 1 (row 3)
+    # target: doc B line 0 whole (row 0) and its sentences (rows 1, 2); doc B line 1 (row 3)
+    src_units = ([("A", 0)] * 4, np.array([0, 0, 0, 1]), np.array([-2, 0, 1, -1]))
+    tgt_units = ([("B", 0)] * 4, np.array([0, 0, 0, 1]), np.array([-2, 0, 1, -1]))
+
+    def run(src, tgt, score):
+        pairs = MinedPairs(np.array(src), np.array(tgt), np.array(score, np.float32), np.zeros(len(src), np.float32))
+        kept = drop_overlaps(pairs, tuple(u for u in src_units), tuple(u for u in tgt_units))
+        return sorted(zip(kept.src.tolist(), kept.tgt.tolist()))
+
+    # the whole lines align best: their sentences' pairs go
+    assert run([0, 1, 2, 3], [0, 1, 2, 3], [1.5, 1.3, 1.4, 1.2]) == [(0, 0), (3, 3)]
+    # a sentence pair scores best: the whole-line pair goes, the other sentence pair stays
+    assert run([0, 1, 2], [0, 1, 2], [1.3, 1.5, 1.25]) == [(1, 1), (2, 2)]
+    # a whole line against a single-sentence line, and a sentence of that whole line elsewhere
+    assert run([0, 1], [3, 1], [1.4, 1.3]) == [(0, 3)]

@@ -127,15 +127,23 @@ def _assert_pairs_equal_library(out: str, src: str, tgt: str) -> None:
     the library's exact miner (``mining.mine.score_candidates``: knn per direction) on the stored embeddings."""
     import glob
 
-    from mining.mine import MiningConfig, apply_threshold, score_candidates
+    from mining.mine import MiningConfig, apply_threshold, drop_overlaps, score_candidates
 
     def shards(lang):
         files = sorted(glob.glob(os.path.join(out, "_work", "embeddings", lang, "shard-*.npy")))
         return [np.load(f) for f in files]
 
+    def units(lang, rows):
+        files = sorted(glob.glob(os.path.join(out, "_work", "embeddings", lang, "shard-*.parquet")))
+        meta = [r for f in files for r in pq.read_table(f, columns=["source", "offset", "line", "part"]).to_pylist()]
+        picked = [meta[i] for i in rows]
+        return ([(r["source"], r["offset"]) for r in picked], np.array([r["line"] for r in picked]),
+                np.array([r["part"] for r in picked]))
+
     src_shards, tgt_shards = shards(src), shards(tgt)
     assert len(src_shards) > 1 and len(tgt_shards) > 1
     expected = apply_threshold(score_candidates(src_shards, tgt_shards, MiningConfig()), 1.2)
+    expected = drop_overlaps(expected, units(src, expected.src), units(tgt, expected.tgt))
     offsets = {lang: np.cumsum([0] + [len(x) for x in s]) for lang, s in ((src, src_shards), (tgt, tgt_shards))}
     table = pq.read_table(os.path.join(out, "bitext", f"pair={src}-{tgt}")).to_pylist()
 

@@ -13,7 +13,14 @@ import pytest
 from conftest import REPO
 from mining.languages import code_by_lid_label, language_pairs, parse_language, parse_languages
 from mining.readers import read_documents
-from mining.text import LanguageIdentifier, decide_language, normalise_for_dedup, split_sentences, text_length
+from mining.text import (
+    LanguageIdentifier,
+    decide_language,
+    normalise_for_dedup,
+    split_segments,
+    split_sentences,
+    text_length,
+)
 
 SAMPLE_WET = os.path.join(REPO, "sample", "sample.warc.wet.gz")
 
@@ -134,3 +141,22 @@ def test_lid_aliases_map_confused_varieties_unless_requested():
     # py3langid labels this Simplified Chinese news sentence Wu; with zh requested it counts as zh
     label, _ = lid.predict("星期四，莫斯科市长Sergei Sobyanin将封城日期延长至5月1日。")
     assert code_by_lid_label(parse_languages("zh,en")).get(label) == "zh"
+
+
+def test_segment_modes():
+    text = "Der Zug fährt um sieben Uhr ab. Er ist oft voll.\nEin einzelner Satz steht hier.\n" \
+           "Erstens regnet es. Zweitens ist es kalt. Drittens ist der Bus weg."
+    assert [tuple(s) for s in split_segments(text)] == [
+        ("Der Zug fährt um sieben Uhr ab.", 0, 0), ("Er ist oft voll.", 0, 1), ("Ein einzelner Satz steht hier.", 1, -1),
+        ("Erstens regnet es.", 2, 0), ("Zweitens ist es kalt.", 2, 1), ("Drittens ist der Bus weg.", 2, 2)]
+    assert [s.text for s in split_segments(text, "line")] == text.split("\n")
+    assert {s.part for s in split_segments(text, "line")} == {-1}
+    # auto: a line of <= 2 sentences whole (part -2) and as its sentences; longer paragraphs split only
+    assert [(s.text, s.part) for s in split_segments(text, "auto")] == [
+        ("Der Zug fährt um sieben Uhr ab. Er ist oft voll.", -2), ("Der Zug fährt um sieben Uhr ab.", 0),
+        ("Er ist oft voll.", 1), ("Ein einzelner Satz steht hier.", -1),
+        ("Erstens regnet es.", 0), ("Zweitens ist es kalt.", 1), ("Drittens ist der Bus weg.", 2)]
+    assert sum(s.part == -2 for s in split_segments(text, "auto", auto_max_sentences=3)) == 2
+    assert list(split_sentences(text)) == [s.text for s in split_segments(text)]
+    with pytest.raises(ValueError, match="segment"):
+        list(split_segments(text, "paragraph"))

@@ -1,0 +1,141 @@
+"""One round of the loop on data built from ../shared/data: mine -> train on the mined pairs -> mine again ->
+evaluate, with every step a ``parabeam`` command (the README's recipe), and F1 and held-out accuracy before and
+after.
+
+Corpora (``--lang``):
+- ``ar`` (and the other ``news_bucc.SOURCES`` languages): news_bucc's BUCC-style corpus: 1500 NTREX-128 gold
+  line pairs among FLORES-200 and TICO-19 (or Multi30k) distractors on each side.
+- ``cs`` (one of the ten languages the bundled encoder covers poorly): Multi30k train, 29k Czech-English caption
+  pairs; ``--n-gold`` pairs planted, ``--n-extra`` other lines per side as distractors.
+Both are written as WET files, 8 lines per document. The only training data of the round are the pairs parabeam
+mines from the corpus.
+
+Steps (subprocesses, as a user would run them), starting from ``--encoder`` (the bundled encoder, or a model
+from ``parabeam train --config conf/distill.yaml``):
+  1. ``parabeam mine --langs X,en --encoder ENC`` -> round 0 pairs; F1 against the gold (sentence-aware
+     scoring, ``news_bucc.SegmentScorer``);
+  2. ``parabeam train --method distill --student ENC --bitext ROUND0/bitext --min-score T --train-parts
+     embeddings``: the student learns to put each X sentence on the bundled teacher's vector of its mined
+     English side (Reimers & Gurevych 2020, sec. 2), ``--train-minutes`` of training at most;
+  3. ``parabeam mine`` again with ``--encoder MODEL`` -> round 1 pairs and F1;
+  4. held out from corpus and training: the shared Tatoeba set of X where there is one (ar: ara-eng), the
+     xsim error (margin-based, LASER/NLLB's measure) on FLORES-200 devtest X-eng for cs; and Tatoeba deu-eng,
+     to show a language outside the round stays where it was.
+
+Run: ``python benchmarks/loop_round.py [--lang ar --encoder default --train-minutes 10]``. Prints one JSON
+line per round and a summary line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from news_bucc import DATA, SegmentScorer, _lines, build_corpus  # noqa: E402
+
+TATOEBA = {"ar": "ara", "zh": "cmn", "de": "deu", "fr": "fra", "ru": "rus", "es": "spa"}
+FLORES = {"cs": "ces_Latn"}
+
+
+def captions_corpus(out_dir: str, n_gold: int, n_extra: int) -> set[tuple[str, str]]:
+    from sample.make_sample import write_wet
+
+    cs, en = _lines(f"{DATA}/multi30k/train.cs.gz"), _lines(f"{DATA}/multi30k/train.en.gz")
+    if n_gold + 2 * n_extra > len(cs):
+        raise SystemExit(f"Multi30k has {len(cs)} lines; n_gold + 2 n_extra = {n_gold + 2 * n_extra}")
+    gold = {(cs[i], en[i]) for i in range(n_gold) if cs[i] and en[i]}
+    src = cs[:n_gold] + cs[n_gold:n_gold + n_extra]
+    tgt = en[:n_gold] + en[n_gold + n_extra:n_gold + 2 * n_extra]
+    rng = np.random.default_rng(0)
+    os.makedirs(out_dir, exist_ok=True)
+    for side, lines, code in (("src", src, "cs"), ("tgt", tgt, "en")):
+        lines = [lines[i] for i in rng.permutation(len(lines)) if lines[i]]
+        docs = [(f"https://{code}.loop.example/{i // 8:05d}", "\n".join(lines[i:i + 8]))
+                for i in range(0, len(lines), 8)]
+        write_wet(f"{out_dir}/{side}.warc.wet.gz", docs)
+    return gold
+
+
+def parabeam(*args: str) -> float:
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "pipelines.cli", *args], cwd=REPO, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - started
+
+
+def mine(lang: str, corpus: str, out: str, encoder: str, scorer: SegmentScorer) -> dict:
+    import pyarrow.dataset as ds
+
+    shutil.rmtree(out, ignore_errors=True)
+    wall = parabeam("mine", "--input", f"{corpus}/*.warc.wet.gz", "--langs", f"{lang},en", "--output", out,
+                    "--encoder", encoder)
+    rows = ds.dataset(f"{out}/bitext", format="parquet").to_table(columns=["src_text", "tgt_text"]).to_pylist()
+    scored = scorer.score(sorted({(r["src_text"], r["tgt_text"]) for r in rows}))
+    return {**{k: round(v, 2) for k, v in scored.items()}, "mine_wall_s": round(wall, 1)}
+
+
+def evaluate(lang: str, encoder_spec: str) -> dict:
+    from encoders import evaluate as ev
+    from encoders.registry import load_encoder
+
+    encoder = load_encoder(encoder_spec)
+    out = {}
+    if lang in FLORES:
+        src = ev.read_lines(f"{DATA}/flores200_devtest/{FLORES[lang]}.devtest")
+        tgt = ev.read_lines(f"{DATA}/flores200_devtest/eng_Latn.devtest")
+        out[f"flores_{lang}_xsim_error"] = round(ev.xsim_error(encoder.encode(src), encoder.encode(tgt)), 2)
+    for code in sorted({TATOEBA.get(lang), "deu"} - {None}):
+        path = f"{DATA}/tatoeba/tatoeba.{code}-eng.{code}"
+        if os.path.exists(path):
+            out[f"tatoeba_{code}_accuracy"] = round(ev.tatoeba_files(encoder, path, path[:-3] + "eng")["accuracy"], 2)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--lang", default="ar", help="cs (Multi30k captions) or a news_bucc language (ar, zh, ...)")
+    ap.add_argument("--work", default="/tmp/parabeam-loop")
+    ap.add_argument("--encoder", default="default", help="round 0 encoder and round 1 student")
+    ap.add_argument("--n-gold", type=int, default=None, help="gold pairs (default: 4000 for cs, 1500 news)")
+    ap.add_argument("--n-extra", type=int, default=8000, help="distractor lines per side")
+    ap.add_argument("--train-minutes", type=float, default=10.0)
+    ap.add_argument("--min-score", type=float, default=1.2, help="mined pairs kept for training")
+    args = ap.parse_args()
+    lang = args.lang
+    corpus, model = f"{args.work}/corpus-{lang}", f"{args.work}/model-{lang}-round1"
+    if lang == "cs":
+        gold = captions_corpus(corpus, args.n_gold or 4000, args.n_extra)
+    else:
+        gold = build_corpus(lang, corpus, args.n_gold or 1500, args.n_extra)["gold_texts"]
+        for side in ("src", "tgt"):  # news_bucc also writes BUCC files; the round reads the WET files only
+            os.remove(f"{corpus}/{side}.tsv")
+    scorer = SegmentScorer(gold)
+    r0 = {"round": 0, "encoder": args.encoder, **mine(lang, corpus, f"{args.work}/{lang}-round0", args.encoder, scorer),
+          **evaluate(lang, args.encoder)}
+    print(json.dumps(r0), flush=True)
+    shutil.rmtree(model, ignore_errors=True)
+    train_wall = parabeam(
+        "train", "--method", "distill", "--student", args.encoder, "--bitext", f"{args.work}/{lang}-round0/bitext",
+        "--min-score", str(args.min_score), "--train-parts", "embeddings", "--lr", "0.001", "--epochs", "8",
+        "--max-minutes", str(args.train_minutes), "--output", model)
+    r1 = {"round": 1, "encoder": model, "train_wall_s": round(train_wall, 1),
+          **mine(lang, corpus, f"{args.work}/{lang}-round1", model, scorer), **evaluate(lang, model)}
+    print(json.dumps(r1), flush=True)
+    rounds = [r0, r1]
+    keys = [k for k in r1 if k not in ("round", "encoder", "train_wall_s", "mine_wall_s")]
+    print(json.dumps({"lang": lang, "summary": {k: [r.get(k) for r in rounds] for k in keys}, "n_gold": len(gold),
+                      "n_extra": args.n_extra}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
