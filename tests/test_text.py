@@ -147,7 +147,8 @@ def test_segment_modes():
     text = "Der Zug fährt um sieben Uhr ab. Er ist oft voll.\nEin einzelner Satz steht hier.\n" \
            "Erstens regnet es. Zweitens ist es kalt. Drittens ist der Bus weg."
     assert [tuple(s) for s in split_segments(text)] == [
-        ("Der Zug fährt um sieben Uhr ab.", 0, 0), ("Er ist oft voll.", 0, 1), ("Ein einzelner Satz steht hier.", 1, -1),
+        ("Der Zug fährt um sieben Uhr ab.", 0, 0), ("Er ist oft voll.", 0, 1),
+        ("Ein einzelner Satz steht hier.", 1, -1),
         ("Erstens regnet es.", 2, 0), ("Zweitens ist es kalt.", 2, 1), ("Drittens ist der Bus weg.", 2, 2)]
     assert [s.text for s in split_segments(text, "line")] == text.split("\n")
     assert {s.part for s in split_segments(text, "line")} == {-1}
