@@ -55,6 +55,8 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=2000)
     ap.add_argument("--k", type=int, default=4)
     ap.add_argument("--nprobe", type=int, default=32)
+    ap.add_argument("--train-size", type=int, default=IndexConfig().train_size,
+                    help="vectors sampled to train IVF/OPQ/PQ (mining.index.IndexConfig.train_size)")
     ap.add_argument("--work", default="/tmp/parabeam-scale")
     args = ap.parse_args()
     work = f"{args.work}/{args.n}"
@@ -69,7 +71,7 @@ def main() -> None:
     exact_s = time.perf_counter() - started
     sizes = [len(np.load(f, mmap_mode="r")) for f in tgt_files]
     for kind in args.kinds.split(","):
-        config = IndexConfig(kind=kind, nprobe=args.nprobe)
+        config = IndexConfig(kind=kind, nprobe=args.nprobe, train_size=args.train_size)
         started = time.perf_counter()
         index, factory = build_index(lambda i: np.load(tgt_files[i], mmap_mode="r"), sizes, D, config)
         build_s = time.perf_counter() - started
@@ -79,7 +81,8 @@ def main() -> None:
         overlap = [len(set(a) & set(b)) / args.k for a, b in zip(got.tolist(), exact.tolist())]
         print(json.dumps({
             "n": args.n, "index": factory, "auto_would_pick": factory_string(args.n, D), "nprobe": args.nprobe,
-            "k": args.k, "queries": len(queries), f"recall@{args.k}": round(float(np.mean(overlap)), 4),
+            "k": args.k, "train_size": args.train_size, "queries": len(queries),
+            f"recall@{args.k}": round(float(np.mean(overlap)), 4),
             "recall@1": round(float(np.mean(got[:, 0] == exact[:, 0])), 4),
             "planted_found_at_1": round(float(np.mean(got[: args.queries // 2, 0] == rows[: args.queries // 2])), 4),
             "build_s": round(build_s, 1), "search_ms_per_query": round(1000 * search_s / len(queries), 2),
