@@ -177,7 +177,7 @@ def _print_summary(report: dict, output: str) -> None:
     docs = report.get("documents", {})
     print(f"parabeam: read {docs.get('in', 0)} documents, {report.get('sentences', {}).get('in', 0)} sentences")
     for lang, counts in sorted(report.get("languages", {}).items()):
-        print(f"  {lang}: {counts.get('kept', 0)} unique sentences kept")
+        print(f"  {lang}: {counts.get('kept', 0)} unique segments kept")
     for name in report["settings"]["pairs"]:
         n = report.get("pairs", {}).get(name, 0)
         print(f"  {name}: {n} pairs -> {output}/bitext/pair={name}/")
