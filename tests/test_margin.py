@@ -153,3 +153,17 @@ def test_drop_overlaps_keeps_one_alignment_per_text():
     assert run([0, 1, 2], [0, 1, 2], [1.3, 1.5, 1.25]) == [(1, 1), (2, 2)]
     # a whole line against a single-sentence line, and a sentence of that whole line elsewhere
     assert run([0, 1], [3, 1], [1.4, 1.3]) == [(0, 3)]
+
+
+def test_exact_knn_both_on_cuda_matches_cpu():
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    rng = np.random.default_rng(6)
+    queries, database = unit_vectors(rng, 300, 64), unit_vectors(rng, 700, 64)
+    (D_cpu, I_cpu), (Db_cpu, Ib_cpu) = exact_knn_both(queries, database, 4, use_gpu=False)
+    (D_gpu, I_gpu), (Db_gpu, Ib_gpu) = exact_knn_both(queries, database, 4, query_block=128, database_block=256)
+    np.testing.assert_array_equal(I_gpu, I_cpu)
+    np.testing.assert_array_equal(Ib_gpu, Ib_cpu)
+    np.testing.assert_allclose(D_gpu, D_cpu, atol=1e-4)
+    np.testing.assert_allclose(Db_gpu, Db_cpu, atol=1e-4)
