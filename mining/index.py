@@ -136,6 +136,13 @@ def to_gpu_if_available(index, config: IndexConfig = IndexConfig()):
     return faiss.index_cpu_to_all_gpus(index, co=options)
 
 
+def flat_vectors(index) -> np.ndarray:
+    """The (ntotal, d) float32 vectors of a CPU ``IndexFlat``, in place (no copy; valid while ``index`` lives)."""
+    import faiss
+
+    return faiss.rev_swig_ptr(index.get_xb(), index.ntotal * index.d).reshape(index.ntotal, index.d)
+
+
 def search(index, queries: np.ndarray, k: int, nprobe: int = 32, block: int = 65536) -> tuple[np.ndarray, np.ndarray]:
     """k nearest neighbours by inner product: ``D`` (n, k) float32, ``I`` (n, k) int64; rows sorted by
     decreasing similarity, ties by smaller id (as ``mining.knn``); missing neighbours are -inf / -1."""
@@ -146,8 +153,7 @@ def search(index, queries: np.ndarray, k: int, nprobe: int = 32, block: int = 65
         # exact flat index on the CPU: blocked GEMM on its vectors in place (see mining.knn.exact_knn)
         from mining.knn import exact_knn
 
-        vectors = faiss.rev_swig_ptr(index.get_xb(), index.ntotal * index.d).reshape(index.ntotal, index.d)
-        return exact_knn(queries, vectors, k)
+        return exact_knn(queries, flat_vectors(index), k)
     set_nprobe(index, nprobe)
     D = np.full((len(queries), k), -np.inf, dtype=np.float32)
     I = np.full((len(queries), k), -1, dtype=np.int64)

@@ -140,7 +140,7 @@ def knn_sharded(
             stop = min(start + query_block, n_q)
             D, I = exact_knn(queries[start:stop], shard, k)
             D_out[start:stop], I_out[start:stop] = merge_topk(
-                D_out[start:stop], I_out[start:stop], D, I + offset, k
+                D_out[start:stop], I_out[start:stop], D, np.where(I >= 0, I + offset, -1), k
             )
         offset += len(shard)
     return D_out, I_out

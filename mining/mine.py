@@ -200,9 +200,11 @@ def drop_overlaps(
     from mining.text import WHOLE_LINE, WHOLE_MULTI_SENTENCE_LINE
 
     order = np.argsort(-pairs.score, kind="stable")
+    # a pair of two whole one-sentence lines overlaps nothing: only the others need the claims below
+    may_overlap = (np.asarray(src_units[2]) != WHOLE_LINE) | (np.asarray(tgt_units[2]) != WHOLE_LINE)
     keep = np.ones(len(pairs), dtype=bool)
     claimed = ({}, {})  # per side: (doc, line) -> "whole" or "part"
-    for i in order:
+    for i in order[may_overlap[order]]:
         units = []
         for side, (docs, lines, parts) in enumerate((src_units, tgt_units)):
             part = int(parts[i])

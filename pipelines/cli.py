@@ -39,9 +39,9 @@ def _mine_parser(sub) -> None:
     p.add_argument("--retrieval", choices=["forward", "backward", "intersection", "max"])
     p.add_argument("--k", type=int, help="neighbours for the margin (default 4)")
     p.add_argument("--shard-size", type=int, help="sentences per embedding shard")
-    p.add_argument("--segment", choices=["sentence", "line", "auto"],
-                   help="mining units: sentences (default), whole lines (one sentence per line input), or auto "
-                        "(lines of at most 2 sentences whole, longer paragraphs split)")
+    p.add_argument("--segment", choices=["auto", "sentence", "line"],
+                   help="mining units: auto (default: a line of at most 2 sentences whole and as its sentences, "
+                        "the better alignment kept), sentence (every line split), line (lines whole)")
     p.add_argument("--device", help="cpu, cuda, cuda:1 (default: cuda when present)")
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from mining.index import IndexConfig
 from mining.mine import MiningConfig
+from mining.text import SEGMENT_MODES
 
 PRESET_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "conf")
 
@@ -26,8 +27,8 @@ class TextConfig:
     # sentence's top ``lid_fallback_rank`` labels. Set doc_lid_threshold above 1 to turn the fallback off.
     doc_lid_threshold: float = 0.9
     lid_fallback_rank: int = 5
-    # Mining units (mining.text.split_sentences): sentence | line | auto (a line of at most auto_max_sentences
-    # sentences stays whole, longer paragraphs are split)
+    # Mining units (mining.text.split_segments): sentence | line | auto (a line of at most auto_max_sentences
+    # sentences is a unit whole and as its sentences; longer paragraphs are split)
     segment: str = "auto"
     auto_max_sentences: int = 2
 
@@ -40,8 +41,8 @@ class TextConfig:
             raise ValueError(f"doc_lid_threshold must be >= 0, got {self.doc_lid_threshold}")
         if self.lid_fallback_rank < 1:
             raise ValueError(f"lid_fallback_rank must be >= 1, got {self.lid_fallback_rank}")
-        if self.segment not in ("sentence", "line", "auto"):
-            raise ValueError(f"segment must be sentence, line or auto; got {self.segment!r}")
+        if self.segment not in SEGMENT_MODES:
+            raise ValueError(f"segment must be one of {', '.join(SEGMENT_MODES)}; got {self.segment!r}")
         if self.auto_max_sentences < 1:
             raise ValueError(f"auto_max_sentences must be >= 1, got {self.auto_max_sentences}")
 

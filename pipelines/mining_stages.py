@@ -270,12 +270,10 @@ class _Search(CountingDoFn):
         yield Neighbours(name, direction, first_row, D, I)
 
     def _both_ways(self, name: str, target: IndexRef, queries: np.ndarray, first_row: int):
-        import faiss
-
+        from mining.index import flat_vectors
         from mining.knn import exact_knn_both
 
-        index = self._index(target, gpu=False)
-        vectors = faiss.rev_swig_ptr(index.get_xb(), index.ntotal * index.d).reshape(index.ntotal, index.d)
+        vectors = flat_vectors(self._index(target, gpu=False))
         (D, I), (D_bwd, I_bwd) = exact_knn_both(queries, vectors, self.k, use_gpu=self.config.use_gpu)
         yield Neighbours(name, "fwd", first_row, D, I)
         I_bwd = np.where(I_bwd >= 0, I_bwd + first_row, -1)  # global rows of the query language
@@ -499,30 +497,34 @@ class _ShardRows:
 
     def units(self, rows: np.ndarray) -> tuple[list, np.ndarray, np.ndarray]:
         """For each row: its document (source, offset), line and part (``mining.text.Segment``)."""
-        taken = self.take(np.asarray(rows, dtype=np.int64))
+        taken = self.take(np.asarray(rows, dtype=np.int64), ("source", "offset", "line", "part"))
         docs = list(zip(taken["source"], taken["offset"]))
         return docs, np.asarray(taken["line"], dtype=np.int64), np.asarray(taken["part"], dtype=np.int64)
 
     def texts(self, rows: np.ndarray) -> list[str]:
-        return self.take(np.asarray(rows, dtype=np.int64))["text"] if len(rows) else []
+        return self.take(np.asarray(rows, dtype=np.int64), ("text",))["text"] if len(rows) else []
 
-    def take(self, rows: np.ndarray) -> dict[str, list]:
+    def take(self, rows: np.ndarray, keys: tuple[str, ...] | None = None) -> dict[str, list]:
+        """Metadata columns ``keys`` (default: all, plus each row's ``shard`` and ``row`` in it) for global rows."""
+        with_position = keys is None
+        keys = tuple(SHARD_META_SCHEMA.names) if keys is None else keys
         shard_idx = np.searchsorted(self.offsets, rows, side="right") - 1
-        keys = ("text", "url", "digest", "source", "offset", "lid_prob", "line", "part")
         out: dict[str, list] = {k: [None] * len(rows) for k in keys}
-        out["shard"] = [None] * len(rows)
-        out["row"] = [0] * len(rows)
+        if with_position:
+            out["shard"] = [None] * len(rows)
+            out["row"] = [0] * len(rows)
         for s in np.unique(shard_idx):
             positions = np.flatnonzero(shard_idx == s)
             local = rows[positions] - self.offsets[s]
-            taken = self.tables[s].take(pa.array(local)).to_pydict()
-            ref = self.refs[s]
+            taken = self.tables[s].select(list(keys)).take(pa.array(local)).to_pydict()
             for key, values in taken.items():
                 for pos, value in zip(positions, values):
                     out[key][pos] = value
-            for pos, row in zip(positions, local):
-                out["shard"][pos] = f"{ref.lang}/{ref.shard_id:05d}"
-                out["row"][pos] = int(row)
+            if with_position:
+                ref = self.refs[s]
+                for pos, row in zip(positions, local):
+                    out["shard"][pos] = f"{ref.lang}/{ref.shard_id:05d}"
+                    out["row"][pos] = int(row)
         return out
 
 
