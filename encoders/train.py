@@ -77,6 +77,10 @@ class TrainConfig:
     # all: every weight trains; embeddings: only the token embedding table (the network that reads it stays the
     # teacher's, which limits drift on the languages the model already covers)
     train_parts: str = "all"
+    # distill: add up to this many word pairs per language, induced from that language's training pairs
+    # (encoders/lexicon.py), for every language with at least lexicon_min_pairs pairs; 0: none
+    lexicon: int = 0
+    lexicon_min_pairs: int = 1000
     checkpoint_every: int = 500
     log_every: int = 50
     seed: int = 0
@@ -91,6 +95,8 @@ class TrainConfig:
             raise ValueError("grad_accum and epochs must be >= 1")
         if not self.train:
             raise ValueError("no training data: give at least one parallel or bitext source")
+        if self.lexicon < 0 or self.lexicon_min_pairs < 0:
+            raise ValueError("lexicon and lexicon_min_pairs must be >= 0")
         if self.train_parts not in ("all", "embeddings"):
             raise ValueError(f"train_parts must be all or embeddings; got {self.train_parts!r}")
 
@@ -176,6 +182,32 @@ def load_pairs(sources: Sequence[ParallelSource | BitextSource]) -> list[Pair]:
         log.info("training data: %d pairs from %s", len(got), getattr(source, "path", None) or source.src)
         pairs.extend(got)
     return list(dict.fromkeys(pairs))  # exact duplicate pairs once
+
+
+def lexicon_pairs(pairs: Sequence[Pair], pivot: str, max_entries: int, min_pairs: int) -> list[Pair]:
+    """Word pairs (``encoders.lexicon.induce_lexicon``) for each language paired with ``pivot`` in at least
+    ``min_pairs`` of ``pairs``, as extra training pairs pivot word -> word."""
+    from encoders.lexicon import induce_lexicon
+
+    by_lang: dict[str, tuple[list[str], list[str]]] = {}
+    for p in pairs:
+        if p.src_lang == pivot and p.tgt_lang != pivot:
+            lang, piv, other = p.tgt_lang, p.src, p.tgt
+        elif p.tgt_lang == pivot and p.src_lang != pivot:
+            lang, piv, other = p.src_lang, p.tgt, p.src
+        else:
+            continue
+        texts = by_lang.setdefault(lang, ([], []))
+        texts[0].append(piv)
+        texts[1].append(other)
+    extra = []
+    for lang, (piv, other) in sorted(by_lang.items()):
+        if len(piv) < min_pairs:
+            continue
+        found = induce_lexicon(piv, other, max_entries=max_entries)
+        log.info("lexicon %s-%s: %d word pairs from %d sentence pairs", pivot, lang, len(found), len(piv))
+        extra.extend(Pair(a, b, pivot, lang) for a, b in found)
+    return extra
 
 
 def batches_without_duplicates(pairs: Sequence[Pair], batch_size: int, rng: random.Random) -> list[list[int]]:
@@ -270,7 +302,8 @@ def _model_card(card: dict) -> str:
     lines += ["", f"Sources: {', '.join(card['sources'])}", "", "## Training", "",
               f"{card['steps']} optimiser steps, batch {card['batch_size']} x {card['grad_accum']}, lr {card['lr']}, "
               f"{card['train_minutes']:.1f} min on {card['device']}; trained: {card['train_parts']}; "
-              f"vocabulary: +{card['new_pieces']} pieces.", "",
+              f"vocabulary: +{card['new_pieces']} pieces; word pairs from the lexicon: "
+              f"{card.get('lexicon_pairs', 0)} (counted in the pairs above).", "",
               "## Evaluation (Tatoeba-style accuracy %, mean of both directions, held-out sets)", "",
               "| set | before | after |", "|---|---|---|"]
     for name in sorted(card["eval_after"]):
@@ -339,6 +372,11 @@ def train(config: TrainConfig, output: str, resume: bool = True) -> dict:
     state_path = os.path.join(ckpt_dir, "state.pt")
     resuming = resume and os.path.exists(state_path)
     pairs = load_pairs(config.train)
+    n_lexicon = 0
+    if config.lexicon and config.method == "distill":
+        lexicon = lexicon_pairs(pairs, config.pivot, config.lexicon, config.lexicon_min_pairs)
+        n_lexicon = len(lexicon)
+        pairs = list(dict.fromkeys(pairs + lexicon))
     if len(pairs) < 2:
         raise ValueError(f"only {len(pairs)} training pair(s) after filtering")
     kwargs = {"device": config.device} if config.device else {}
@@ -450,7 +488,7 @@ def train(config: TrainConfig, output: str, resume: bool = True) -> dict:
         by_lang[f"{p.src_lang}-{p.tgt_lang}"] = by_lang.get(f"{p.src_lang}-{p.tgt_lang}", 0) + 1
     card = {
         "method": config.method, "student": config.student, "teacher": config.teacher, "pivot": config.pivot,
-        "pairs_by_language": by_lang, "n_pairs": len(pairs),
+        "pairs_by_language": by_lang, "n_pairs": len(pairs), "lexicon_pairs": n_lexicon,
         "sources": [getattr(s, "path", None) or f"{s.src} | {s.tgt} [{s.start}:{s.stop}]" for s in config.train],
         "steps": step, "epochs_done": epoch, "stopped_by_time_budget": stopped_early, "batch_size": config.batch_size,
         "grad_accum": config.grad_accum, "lr": config.lr, "train_minutes": trained_s / 60,

@@ -83,6 +83,8 @@ def _train_parser(sub) -> None:
     p.add_argument("--lr", type=float)
     p.add_argument("--max-minutes", type=float, help="stop and save after this much training time")
     p.add_argument("--extend-vocab", type=int, metavar="N", help="add up to N SentencePiece pieces (default model)")
+    p.add_argument("--lexicon", type=int, metavar="N",
+                   help="distill: add up to N word pairs per language induced from its parallel pairs (IBM Model 1)")
     p.add_argument("--train-parts", choices=["all", "embeddings"],
                    help="all weights, or only the token embedding table (keeps covered languages where they are)")
     p.add_argument("--device", help="cpu, cuda (default: cuda when present)")
@@ -102,8 +104,8 @@ def _run_train(args) -> int:
             data = yaml.safe_load(f) or {}
     flags = {"method": args.method, "student": args.student, "teacher": args.teacher, "epochs": args.epochs,
              "batch_size": args.batch_size, "lr": args.lr, "max_minutes": args.max_minutes,
-             "extend_vocab": args.extend_vocab, "train_parts": args.train_parts, "device": args.device,
-             "seed": args.seed}
+             "extend_vocab": args.extend_vocab, "lexicon": args.lexicon, "train_parts": args.train_parts,
+             "device": args.device, "seed": args.seed}
     data.update({k: v for k, v in flags.items() if v is not None})
     extra = [{"bitext": path, "min_score": args.min_score} for path in args.bitext or []]
     extra += [{"src": a, "tgt": b, "src_lang": c, "tgt_lang": d} for a, b, c, d in args.parallel or []]
