@@ -216,8 +216,8 @@ class LanguageIdentifier:
         label, prob = self._model.classify(text)
         return label, float(prob)
 
-    def rank(self, text: str, top: int) -> list[tuple[str, float]]:
-        """The ``top`` most probable labels with their probabilities, best first."""
+    def rank(self, text: str, top: int | None = None) -> list[tuple[str, float]]:
+        """The ``top`` (default: all) most probable labels with their probabilities, best first."""
         return [(label, float(prob)) for label, prob in self._model.rank(text)[:top]]
 
 
@@ -228,18 +228,28 @@ def shared_language_identifier() -> LanguageIdentifier:
 
 
 def decide_language(
-    ranked: list[tuple[str, float]], threshold: float, doc_label: str, doc_prob: float, doc_threshold: float
+    ranked: list[tuple[str, float]], threshold: float, doc_label: str, doc_prob: float, doc_threshold: float,
+    fallback_rank: int | None = None, fallback_ratio: float = 0.0,
 ) -> tuple[str, float, bool]:
     """A sentence's language from its ranked LID labels and its document's label: ``(label, prob, by_document)``.
 
     The sentence's own top label wins when its probability reaches ``threshold``. Otherwise, when the document is
-    identified with probability >= ``doc_threshold`` and the document's label is among ``ranked``, the sentence
-    takes the document's label (the LID is unsure on headlines and short lines, but a sentence inside a
-    confidently German page whose own guess lists German is German). Otherwise the top label is returned with its
-    low probability, for the caller to drop."""
+    identified with probability >= ``doc_threshold``, the sentence takes the document's label if that label is among
+    its ``fallback_rank`` best (default: all of ``ranked``) or has at least ``fallback_ratio`` times the top label's
+    probability (the LID is unsure on headlines and short lines: "No, no, no, no, no." spreads its probability
+    over dozens of languages, English at rank 12 with 0.69 of the top one's; a sentence inside a confidently
+    English page that the LID finds nearly as English as anything is English). Otherwise the top label is
+    returned with its low probability, for the caller to drop."""
     label, prob = ranked[0]
     if prob >= threshold:
         return label, prob, False
+    if doc_prob >= doc_threshold:
+        for rank, (candidate, candidate_prob) in enumerate(ranked):
+            if candidate == doc_label and (
+                fallback_rank is None or rank < fallback_rank or candidate_prob >= fallback_ratio * prob > 0
+            ):
+                return candidate, candidate_prob, True
+    return label, prob, False
     if doc_prob >= doc_threshold:
         for candidate, candidate_prob in ranked:
             if candidate == doc_label:

@@ -24,9 +24,11 @@ class TextConfig:
     lid_threshold: float = 0.5
     # A sentence the LID is unsure of (headlines, short lines, names) takes its document's language when the
     # document as a whole is identified with at least this probability and that language is among the
-    # sentence's top ``lid_fallback_rank`` labels. Set doc_lid_threshold above 1 to turn the fallback off.
+    # sentence's top ``lid_fallback_rank`` labels or has at least ``lid_fallback_ratio`` times the top label's
+    # probability (mining.text.decide_language). Set doc_lid_threshold above 1 to turn the fallback off.
     doc_lid_threshold: float = 0.9
     lid_fallback_rank: int = 5
+    lid_fallback_ratio: float = 0.1
     # Mining units (mining.text.split_segments): sentence | line | auto (a line of at most auto_max_sentences
     # sentences is a unit whole and as its sentences; longer paragraphs are split)
     segment: str = "auto"
@@ -41,6 +43,8 @@ class TextConfig:
             raise ValueError(f"doc_lid_threshold must be >= 0, got {self.doc_lid_threshold}")
         if self.lid_fallback_rank < 1:
             raise ValueError(f"lid_fallback_rank must be >= 1, got {self.lid_fallback_rank}")
+        if not 0.0 <= self.lid_fallback_ratio <= 1.0:
+            raise ValueError(f"lid_fallback_ratio must be in [0, 1], got {self.lid_fallback_ratio}")
         if self.segment not in SEGMENT_MODES:
             raise ValueError(f"segment must be one of {', '.join(SEGMENT_MODES)}; got {self.segment!r}")
         if self.auto_max_sentences < 1:

@@ -142,9 +142,10 @@ class _Identify(CountingDoFn):
         text = clean_sentence(sentence.text)
         label, prob = self.lid.predict(text)
         # the ranked list matters only below the threshold, for the document fallback (ranking costs more)
-        ranked = [(label, prob)] if prob >= cfg.lid_threshold else self.lid.rank(text, cfg.lid_fallback_rank)
+        ranked = [(label, prob)] if prob >= cfg.lid_threshold else self.lid.rank(text)
         label, prob, by_document = decide_language(
-            ranked, cfg.lid_threshold, sentence.doc_lid_label, sentence.doc_lid_prob, cfg.doc_lid_threshold
+            ranked, cfg.lid_threshold, sentence.doc_lid_label, sentence.doc_lid_prob, cfg.doc_lid_threshold,
+            cfg.lid_fallback_rank, cfg.lid_fallback_ratio,
         )
         code = self.code_by_label.get(label)
         if code is None:

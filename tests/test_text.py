@@ -15,6 +15,7 @@ from mining.languages import code_by_lid_label, language_pairs, parse_language, 
 from mining.readers import read_documents
 from mining.text import (
     LanguageIdentifier,
+    clean_sentence,
     decide_language,
     normalise_for_dedup,
     split_segments,
@@ -131,6 +132,26 @@ def test_lid_falls_back_to_a_confident_document():
     assert decide_language(ranked, 0.5, "de", 0.99, 0.9) == ("pcm", 0.11, False)
     # a confident sentence keeps its own label even inside a document of another language
     assert decide_language([("en", 0.95), ("de", 0.03)], 0.5, "de", 0.99, 0.9) == ("en", 0.95, False)
+
+    # rank and ratio limits: a doc label far down the list is taken only when nearly as likely as the top one
+    flat = [("ca", 0.021), ("lv", 0.020), ("pt", 0.020), ("hr", 0.019), ("pcm", 0.019), ("en", 0.015)]
+    assert decide_language(flat, 0.5, "en", 0.99, 0.9, fallback_rank=5) == ("ca", 0.021, False)
+    assert decide_language(flat, 0.5, "en", 0.99, 0.9, fallback_rank=5, fallback_ratio=0.1) == ("en", 0.015, True)
+    peaked = [("id", 0.40), ("jv", 0.12), ("ms", 0.10), ("tl", 0.05), ("ace", 0.04), ("en", 0.03)]
+    assert decide_language(peaked, 0.5, "en", 0.99, 0.9, fallback_rank=5, fallback_ratio=0.1) == ("id", 0.40, False)
+    assert decide_language(peaked, 0.5, "en", 0.99, 0.9, fallback_rank=6, fallback_ratio=0.1) == ("en", 0.03, True)
+
+
+def test_lid_document_fallback_keeps_unsure_short_lines_of_a_confident_page():
+    # real py3langid outputs: English at rank 12 and 7 of these, each far above 1/10 of the top label
+    lid = LanguageIdentifier()
+    for text in ('"No, no, no, no , no.', "Indonesia Tsunami Toll Soars Above 800."):
+        ranked = lid.rank(clean_sentence(text))
+        assert ranked[0][1] < 0.5 and "en" not in [label for label, _ in ranked[:5]]
+        assert decide_language(ranked, 0.5, "en", 0.99, 0.9, 5, 0.1)[:3:2] == ("en", True)
+    # a confident French quote in a German page stays French
+    ranked = lid.rank(clean_sentence("Il faut bien le faire."))
+    assert decide_language(ranked, 0.5, "de", 0.99, 0.9, 5, 0.1)[0] == "fr"
 
 
 def test_lid_aliases_map_confused_varieties_unless_requested():
