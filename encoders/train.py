@@ -31,6 +31,8 @@ from typing import Any
 import numpy as np
 
 log = logging.getLogger("parabeam")
+# training progress (step, loss, pairs/s): the CLI shows this logger at INFO even without --verbose
+progress = logging.getLogger("parabeam.progress")
 
 METHODS = ("translation-ranking", "distill")
 CHECKPOINT_DIR = "checkpoint"
@@ -469,9 +471,9 @@ def train(config: TrainConfig, output: str, resume: bool = True) -> dict:
             window_loss += total
             if step % config.log_every == 0:
                 elapsed = time.perf_counter() - window_start
-                log.warning("step %d epoch %d/%d: loss %.5f, %.0f pairs/s, %.1f min trained", step, epoch + 1,
-                            config.epochs, window_loss / config.log_every, window_pairs / max(elapsed, 1e-9),
-                            trained_s / 60)
+                progress.info("step %d epoch %d/%d: loss %.5f, %.0f pairs/s, %.1f min trained", step, epoch + 1,
+                              config.epochs, window_loss / config.log_every, window_pairs / max(elapsed, 1e-9),
+                              trained_s / 60)
                 window_loss, window_pairs, window_start = 0.0, 0, time.perf_counter()
             if step % config.checkpoint_every == 0:
                 save_checkpoint()

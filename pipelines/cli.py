@@ -216,6 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     args, extra = parser.parse_known_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("parabeam.progress").setLevel(logging.INFO)  # progress lines show without --verbose
     if args.command != "mine" and extra:
         parser.error(f"unrecognised arguments: {' '.join(extra)}")
     try:

@@ -218,3 +218,27 @@ def test_embeddings_only_training_leaves_the_network_alone(tmp_path):
     changed = {n for (n, a), (_, b) in zip(before.named_parameters(), after.named_parameters())
                if not torch.equal(a, b)}
     assert changed == {"embeddings.word_embeddings.weight"}
+
+
+def test_cli_training_shows_progress_without_verbose(tmp_path, caplog):
+    pytest.importorskip("transformers")
+    import logging
+
+    from pipelines.cli import main
+
+    corpus = _cipher_corpus(tmp_path, n=48)
+    model = make_tiny_bert(str(tmp_path / "tiny"), corpus, vocab_size=120, hidden=32)
+    config = tmp_path / "train.yaml"
+    config.write_text(f"method: translation-ranking\nstudent: 'hf:{model}'\nbatch_size: 16\nlog_every: 1\n"
+                      f"train:\n  - {{src: {tmp_path / 'src.txt'}, tgt: {tmp_path / 'tgt.txt'}, src_lang: xx, "
+                      f"tgt_lang: yy}}\n")
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.WARNING)  # what the CLI sets up without --verbose
+    try:
+        assert main(["train", "--config", str(config), "--output", str(tmp_path / "out"), "--device", "cpu"]) == 0
+    finally:
+        root.setLevel(level)
+    lines = [r.getMessage() for r in caplog.records if r.name == "parabeam.progress"]
+    assert len(lines) == 3 and lines[0].startswith("step 1 epoch 1/1: loss ")  # 48 pairs in batches of 16
+    assert all(r.levelno == logging.INFO for r in caplog.records if r.name == "parabeam.progress")
