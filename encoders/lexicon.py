@@ -13,7 +13,6 @@ intersection heuristic for symmetrising directional alignments, Och & Ney 2003, 
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import unicodedata
 from collections.abc import Sequence
@@ -48,14 +47,15 @@ class _Corpus:
     link_src: np.ndarray  # (L,) source word id (NULL for the empty word)
     link_tgt: np.ndarray  # (L,) target word id
     link_group: np.ndarray  # (L,) id of the target token the link explains
+    link_sentence: np.ndarray  # (L,) id of the sentence pair the link is in
 
 
 def _corpus(src_sents: Sequence[list[str]], tgt_sents: Sequence[list[str]]) -> _Corpus:
     src_ids: dict[str, int] = {"<null>": NULL}
     tgt_ids: dict[str, int] = {}
-    link_src, link_tgt, link_group = [], [], []
+    link_src, link_tgt, link_group, link_sentence = [], [], [], []
     group = 0
-    for s_words, t_words in zip(src_sents, tgt_sents):
+    for sentence, (s_words, t_words) in enumerate(zip(src_sents, tgt_sents)):
         if not s_words or not t_words:
             continue
         s = np.array([NULL] + [src_ids.setdefault(w, len(src_ids)) for w in s_words], dtype=np.int64)
@@ -64,11 +64,13 @@ def _corpus(src_sents: Sequence[list[str]], tgt_sents: Sequence[list[str]]) -> _
             link_src.append(s)
             link_tgt.append(np.full(len(s), t, dtype=np.int64))
             link_group.append(np.full(len(s), group, dtype=np.int64))
+            link_sentence.append(np.full(len(s), sentence, dtype=np.int64))
             group += 1
+
     def cat(parts: list[np.ndarray]) -> np.ndarray:
         return np.concatenate(parts) if parts else np.zeros(0, np.int64)
 
-    return _Corpus(list(src_ids), list(tgt_ids), cat(link_src), cat(link_tgt), cat(link_group))
+    return _Corpus(list(src_ids), list(tgt_ids), cat(link_src), cat(link_tgt), cat(link_group), cat(link_sentence))
 
 
 def ibm1(src_sents: Sequence[list[str]], tgt_sents: Sequence[list[str]], iterations: int = 5):
@@ -90,13 +92,10 @@ def ibm1(src_sents: Sequence[list[str]], tgt_sents: Sequence[list[str]], iterati
         counts = np.bincount(pair_of_link, weights=p / norm[c.link_group], minlength=len(pair_keys))
         totals = np.bincount(pair_src, weights=counts, minlength=len(c.src_vocab))
         t = counts / np.maximum(totals[pair_src], 1e-12)
-    # sentences in which each pair co-occurs (a link per target token: count each (group's sentence) once)
-    seen = collections.Counter()
-    for s_words, t_words in zip(src_sents, tgt_sents):
-        if s_words and t_words:
-            seen.update((a, b) for a in set(s_words) for b in set(t_words))
-    count = np.array([seen.get((c.src_vocab[a], c.tgt_vocab[b]), 0) if a != NULL else 0
-                      for a, b in zip(pair_src, pair_tgt)], dtype=np.int64)
+    # sentences in which each pair co-occurs: distinct (sentence, pair) links; the empty word counts none
+    shared = np.unique(c.link_sentence * len(pair_keys) + pair_of_link) % max(len(pair_keys), 1)
+    count = np.bincount(shared, minlength=len(pair_keys)).astype(np.int64)
+    count[pair_src == NULL] = 0
     return c.src_vocab, c.tgt_vocab, pair_src, pair_tgt, t, count
 
 

@@ -250,8 +250,3 @@ def decide_language(
             ):
                 return candidate, candidate_prob, True
     return label, prob, False
-    if doc_prob >= doc_threshold:
-        for candidate, candidate_prob in ranked:
-            if candidate == doc_label:
-                return candidate, candidate_prob, True
-    return label, prob, False

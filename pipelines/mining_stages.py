@@ -467,10 +467,7 @@ def _without_overlaps(pairs, src_meta: _ShardRows, tgt_meta: _ShardRows):
 
     if not len(pairs):
         return pairs, 0
-    src, tgt = src_meta.units(pairs.src), tgt_meta.units(pairs.tgt)
-    if not (src[2] != -1).any() and not (tgt[2] != -1).any():
-        return pairs, 0
-    kept = drop_overlaps(pairs, src, tgt)
+    kept = drop_overlaps(pairs, src_meta.units(pairs.src), tgt_meta.units(pairs.tgt))
     return kept, len(pairs) - len(kept)
 
 
