@@ -36,6 +36,7 @@ progress = logging.getLogger("parabeam.progress")
 
 METHODS = ("translation-ranking", "distill")
 CHECKPOINT_DIR = "checkpoint"
+INITIAL_WEIGHTS = "initial.pt"  # in CHECKPOINT_DIR: the trainable weights before training, for merge_alpha
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,6 +84,12 @@ class TrainConfig:
     # (encoders/lexicon.py), for every language with at least lexicon_min_pairs pairs; 0: none
     lexicon: int = 0
     lexicon_min_pairs: int = 1000
+    # after training, move the trained weights back toward the initial student's: theta0 + merge_alpha * (theta -
+    # theta0) (weight-space ensembling, WiSE-FT: Wortsman et al. 2022, "Robust fine-tuning of zero-shot models",
+    # sec. 3); None: keep the trained weights. With merge_langs, only the embedding rows of pieces that these
+    # languages' training text uses are moved; rows that only the other languages use keep their trained values
+    merge_alpha: float | None = None
+    merge_langs: tuple[str, ...] = ()
     checkpoint_every: int = 500
     log_every: int = 50
     seed: int = 0
@@ -101,6 +108,10 @@ class TrainConfig:
             raise ValueError("lexicon and lexicon_min_pairs must be >= 0")
         if self.train_parts not in ("all", "embeddings"):
             raise ValueError(f"train_parts must be all or embeddings; got {self.train_parts!r}")
+        if self.merge_alpha is not None and not 0.0 < self.merge_alpha <= 1.0:
+            raise ValueError(f"merge_alpha must be in (0, 1]; got {self.merge_alpha}")
+        if self.merge_langs and self.merge_alpha is None:
+            raise ValueError("merge_langs needs merge_alpha")
 
 
 def _resolve(path: str, root: str | None) -> str:
@@ -129,6 +140,9 @@ def config_from_dict(data: dict[str, Any], data_root: str | None = None) -> Trai
 
     data["train"] = tuple(source(x) for x in data.get("train", ()))
     data["eval"] = tuple(source(x) for x in data.get("eval", ()))
+    if isinstance(data.get("merge_langs"), str):
+        data["merge_langs"] = data["merge_langs"].split(",")
+    data["merge_langs"] = tuple(str(x).strip() for x in data.get("merge_langs") or ())
     return TrainConfig(**data)
 
 
@@ -305,16 +319,62 @@ def _model_card(card: dict) -> str:
               f"{card['steps']} optimiser steps, batch {card['batch_size']} x {card['grad_accum']}, lr {card['lr']}, "
               f"{card['train_minutes']:.1f} min on {card['device']}; trained: {card['train_parts']}; "
               f"vocabulary: +{card['new_pieces']} pieces; word pairs from the lexicon: "
-              f"{card.get('lexicon_pairs', 0)} (counted in the pairs above).", "",
-              "## Evaluation (Tatoeba-style accuracy %, mean of both directions, held-out sets)", "",
-              "| set | before | after |", "|---|---|---|"]
+              f"{card.get('lexicon_pairs', 0)} (counted in the pairs above).", ""]
+    if card.get("merge_alpha") is not None:
+        where = (f"the {card['merged_rows']} embedding rows of pieces that {', '.join(card['merge_langs'])} use; "
+                 "the other rows keep their trained values" if card.get("merge_langs") else "every trained weight")
+        lines += [f"Merged with the initial weights (WiSE-FT, Wortsman et al. 2022): theta0 + {card['merge_alpha']} "
+                  f"* (theta - theta0) on {where}.", ""]
+    unmerged = card.get("eval_unmerged") or {}
+    columns = [("before", card["eval_before"])] + ([("trained, unmerged", unmerged)] if unmerged else []) + [
+        ("after", card["eval_after"])]
+    lines += ["## Evaluation (Tatoeba-style accuracy %, mean of both directions, held-out sets)", "",
+              "| set | " + " | ".join(c for c, _ in columns) + " |", "|---" * (len(columns) + 1) + "|"]
     for name in sorted(card["eval_after"]):
-        lines.append(f"| {name} | {card['eval_before'].get(name, float('nan')):.2f} | {card['eval_after'][name]:.2f} |")
+        lines.append(f"| {name} | " + " | ".join(f"{d.get(name, float('nan')):.2f}" for _, d in columns) + " |")
     if card["eval_after"]:
-        b = np.mean(list(card["eval_before"].values()))
-        a = np.mean(list(card["eval_after"].values()))
-        lines.append(f"| mean | {b:.2f} | {a:.2f} |")
+        lines.append("| mean | " + " | ".join(f"{np.mean(list(d.values())):.2f}" for _, d in columns) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _embedding_table(model):
+    if hasattr(model, "embedding"):
+        return model.embedding
+    return model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
+
+
+def rows_used(encoder, texts: Sequence[str], n_rows: int):
+    """Bool mask over an embedding table's ``n_rows`` rows: True where a piece occurs in ``texts``."""
+    import torch
+
+    mask = torch.zeros(n_rows, dtype=torch.bool)
+    for ids in encoder._tokenize(list(texts)):
+        mask[ids] = True
+    return mask
+
+
+def merge_weights(model, initial: dict, alpha: float, rows: dict | None = None) -> int:
+    """Weight-space ensembling (WiSE-FT: Wortsman et al. 2022, "Robust fine-tuning of zero-shot models", sec. 3):
+    each parameter named in ``initial`` (name -> its value before training) becomes
+    ``theta0 + alpha * (theta - theta0)``. ``rows`` (name -> bool mask over the parameter's first dimension) limits
+    a parameter to the masked rows; its other rows keep their trained values. Returns how many values moved."""
+    import torch
+
+    params = dict(model.named_parameters())
+    moved = 0
+    with torch.no_grad():
+        for name, start in initial.items():
+            param = params[name]
+            merged = start.to(param.device) + alpha * (param - start.to(param.device))
+            mask = (rows or {}).get(name)
+            if mask is None:
+                param.copy_(merged)
+                moved += param.numel()
+            else:
+                mask = mask.to(param.device)
+                param[mask] = merged[mask]
+                moved += int(mask.sum()) * (param.numel() // param.shape[0])
+    return moved
 
 
 class _Optimizer:
@@ -412,8 +472,10 @@ def train(config: TrainConfig, output: str, resume: bool = True) -> dict:
     del baseline
     model = student.model
     model.train()
+    table = _embedding_table(model)
     if config.train_parts == "embeddings":
-        table = model.embedding if hasattr(model, "embedding") else model.get_input_embeddings()
+        if table is None:
+            raise ValueError("train_parts: embeddings needs a model with a token embedding table")
         for param in model.parameters():
             param.requires_grad_(False)
         table.weight.requires_grad_(True)
@@ -428,6 +490,18 @@ def train(config: TrainConfig, output: str, resume: bool = True) -> dict:
         random.setstate(state["py_rng"])
         torch.set_rng_state(state["torch_rng"])
         log.info("resuming at step %d (epoch %d, batch %d)", step, epoch, batch_pos)
+    initial = None  # the trainable weights before training, for merge_alpha
+    if config.merge_alpha is not None:
+        initial_path = os.path.join(ckpt_dir, INITIAL_WEIGHTS)
+        if resuming:
+            if not os.path.exists(initial_path):
+                raise ValueError(f"{ckpt_dir} has no {INITIAL_WEIGHTS}: the run was started without merge_alpha, so "
+                                 "its initial weights are gone; start over with --no-resume")
+            initial = torch.load(initial_path, map_location="cpu")
+        else:
+            initial = {n: p.detach().to("cpu", copy=True) for n, p in model.named_parameters() if p.requires_grad}
+            os.makedirs(ckpt_dir, exist_ok=True)
+            torch.save(initial, initial_path)
 
     def lr_at(s: int) -> float:
         return config.lr * min(1.0, (s + 1) / max(1, config.warmup_steps))
@@ -484,6 +558,25 @@ def train(config: TrainConfig, output: str, resume: bool = True) -> dict:
             epoch, batch_pos = epoch + 1, 0
     save_checkpoint()
     model.eval()
+    eval_unmerged: dict[str, float] = {}
+    merged_rows = None
+    if initial is not None:
+        rows = None
+        if config.merge_langs:
+            keep = set(config.merge_langs)
+            texts = sorted({t for p in pairs for t, lang in ((p.src, p.src_lang), (p.tgt, p.tgt_lang)) if lang in keep})
+            if not texts:
+                raise ValueError(f"merge_langs {sorted(keep)}: no training text in these languages")
+            if table is None:
+                raise ValueError("merge_langs needs a model with a token embedding table")
+            name = next(n for n, p in model.named_parameters() if p is table.weight)
+            rows = {name: rows_used(student, texts, table.weight.shape[0])}
+            merged_rows = int(rows[name].sum())
+        if config.eval:
+            eval_unmerged = evaluate_sets(student, config.eval)
+        merge_weights(model, initial, config.merge_alpha, rows)
+        log.info("merged the trained weights with the initial ones at alpha %.2f%s", config.merge_alpha,
+                 f" on {merged_rows} embedding rows" if merged_rows is not None else "")
     eval_after = evaluate_sets(student, config.eval) if config.eval else {}
     by_lang: dict[str, int] = {}
     for p in pairs:
@@ -497,6 +590,8 @@ def train(config: TrainConfig, output: str, resume: bool = True) -> dict:
         "train_parts": config.train_parts,
         "device": str(student.device),
         "new_pieces": new_pieces, "eval_before": eval_before, "eval_after": eval_after, "seed": config.seed,
+        "merge_alpha": config.merge_alpha, "merge_langs": list(config.merge_langs), "merged_rows": merged_rows,
+        "eval_unmerged": eval_unmerged,
         "finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
     _save_model(student, output, card)

@@ -242,3 +242,58 @@ def test_cli_training_shows_progress_without_verbose(tmp_path, caplog):
     lines = [r.getMessage() for r in caplog.records if r.name == "parabeam.progress"]
     assert len(lines) == 3 and lines[0].startswith("step 1 epoch 1/1: loss ")  # 48 pairs in batches of 16
     assert all(r.levelno == logging.INFO for r in caplog.records if r.name == "parabeam.progress")
+
+
+def test_merge_weights_by_hand():
+    import torch
+
+    model = torch.nn.Linear(2, 3, bias=False)
+    with torch.no_grad():
+        model.weight.copy_(torch.tensor([[1.0, 1.0], [2.0, 2.0], [3.0, 3.0]]))
+    from encoders.train import merge_weights
+
+    initial = {"weight": torch.zeros(3, 2)}
+    assert merge_weights(model, initial, 0.5, {"weight": torch.tensor([True, False, True])}) == 4
+    assert model.weight.tolist() == [[0.5, 0.5], [2.0, 2.0], [1.5, 1.5]]
+    assert merge_weights(model, initial, 0.5) == 6
+    assert model.weight.tolist() == [[0.25, 0.25], [1.0, 1.0], [0.75, 0.75]]
+
+
+def test_merge_moves_only_the_rows_the_named_languages_use(tmp_path):
+    pytest.importorskip("transformers")
+    import torch
+    from transformers import AutoModel
+
+    from encoders.registry import load_encoder
+
+    corpus = _cipher_corpus(tmp_path, n=40)
+    model = make_tiny_bert(str(tmp_path / "tiny"), corpus, vocab_size=120, hidden=32)
+    data = {"method": "translation-ranking", "student": f"hf:{model}", "batch_size": 10, "epochs": 2,
+            "train_parts": "embeddings", "lr": 0.01, "log_every": 1000, "device": "cpu", "merge_alpha": 0.25,
+            "merge_langs": "xx",
+            "train": [{"src": str(tmp_path / "src.txt"), "tgt": str(tmp_path / "tgt.txt"), "src_lang": "xx",
+                       "tgt_lang": "yy"}],
+            "eval": [{"src": str(tmp_path / "src.txt"), "tgt": str(tmp_path / "tgt.txt"), "src_lang": "xx",
+                      "tgt_lang": "yy"}]}
+    out = str(tmp_path / "merged")
+    card = train(config_from_dict(data), out)
+
+    def table(path):
+        return AutoModel.from_pretrained(path).get_input_embeddings().weight.detach()
+
+    start, trained, final = table(model), table(os.path.join(out, "checkpoint", "hf")), table(os.path.join(out, "hf"))
+    xx_rows = torch.zeros(len(start), dtype=torch.bool)
+    for ids in load_encoder(f"hf:{model}", device="cpu")._tokenize((tmp_path / "src.txt").read_text().split("\n")[:-1]):
+        xx_rows[ids] = True
+    changed = (trained != start).any(dim=1)
+    assert (changed & xx_rows).sum() > 0 and (changed & ~xx_rows).sum() > 0
+    assert torch.allclose(final[xx_rows], start[xx_rows] + 0.25 * (trained[xx_rows] - start[xx_rows]), atol=1e-6)
+    assert torch.equal(final[~xx_rows], trained[~xx_rows])
+    assert card["merged_rows"] == int(xx_rows.sum()) and card["merge_alpha"] == 0.25
+    assert set(card["eval_unmerged"]) == set(card["eval_after"]) == {"xx-yy"}
+    readme = open(os.path.join(out, "README.md")).read()
+    assert "trained, unmerged" in readme and "WiSE-FT" in readme
+    with pytest.raises(ValueError, match="merge_langs needs merge_alpha"):
+        config_from_dict({**data, "merge_alpha": None})
+    with pytest.raises(ValueError, match=r"merge_alpha must be in \(0, 1\]"):
+        config_from_dict({**data, "merge_alpha": 1.5})
