@@ -441,6 +441,9 @@ def train(config: TrainConfig, output: str, resume: bool = True) -> dict:
         pairs = list(dict.fromkeys(pairs + lexicon))
     if len(pairs) < 2:
         raise ValueError(f"only {len(pairs)} training pair(s) after filtering")
+    languages = {p.src_lang for p in pairs} | {p.tgt_lang for p in pairs}
+    if config.merge_langs and not languages & set(config.merge_langs):
+        raise ValueError(f"merge_langs {list(config.merge_langs)}: no training text in these languages")
     kwargs = {"device": config.device} if config.device else {}
     student = load_encoder(ckpt_dir if resuming else config.student, **kwargs)
     new_pieces = 0
@@ -473,6 +476,8 @@ def train(config: TrainConfig, output: str, resume: bool = True) -> dict:
     model = student.model
     model.train()
     table = _embedding_table(model)
+    if config.merge_langs and table is None:
+        raise ValueError("merge_langs needs a model with a token embedding table")
     if config.train_parts == "embeddings":
         if table is None:
             raise ValueError("train_parts: embeddings needs a model with a token embedding table")
@@ -565,10 +570,6 @@ def train(config: TrainConfig, output: str, resume: bool = True) -> dict:
         if config.merge_langs:
             keep = set(config.merge_langs)
             texts = sorted({t for p in pairs for t, lang in ((p.src, p.src_lang), (p.tgt, p.tgt_lang)) if lang in keep})
-            if not texts:
-                raise ValueError(f"merge_langs {sorted(keep)}: no training text in these languages")
-            if table is None:
-                raise ValueError("merge_langs needs a model with a token embedding table")
             name = next(n for n, p in model.named_parameters() if p is table.weight)
             rows = {name: rows_used(student, texts, table.weight.shape[0])}
             merged_rows = int(rows[name].sum())

@@ -293,6 +293,8 @@ def test_merge_moves_only_the_rows_the_named_languages_use(tmp_path):
     assert set(card["eval_unmerged"]) == set(card["eval_after"]) == {"xx-yy"}
     readme = open(os.path.join(out, "README.md")).read()
     assert "trained, unmerged" in readme and "WiSE-FT" in readme
+    with pytest.raises(ValueError, match="no training text in these languages"):
+        train(config_from_dict({**data, "merge_langs": "qq"}), str(tmp_path / "none"))
     with pytest.raises(ValueError, match="merge_langs needs merge_alpha"):
         config_from_dict({**data, "merge_alpha": None})
     with pytest.raises(ValueError, match=r"merge_alpha must be in \(0, 1\]"):
