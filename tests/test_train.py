@@ -91,6 +91,11 @@ def _cipher_corpus(tmp_path, n=96):
     return src + tgt
 
 
+def _cipher_source(tmp_path) -> dict:
+    """The config entry for the files ``_cipher_corpus`` writes."""
+    return {"src": str(tmp_path / "src.txt"), "tgt": str(tmp_path / "tgt.txt"), "src_lang": "xx", "tgt_lang": "yy"}
+
+
 def test_translation_ranking_learns_and_writes_a_loadable_encoder(tmp_path):
     pytest.importorskip("transformers")
     from encoders.registry import load_encoder
@@ -99,10 +104,8 @@ def test_translation_ranking_learns_and_writes_a_loadable_encoder(tmp_path):
     model = make_tiny_bert(str(tmp_path / "tiny"), corpus, vocab_size=120, hidden=32)
     data = {"method": "translation-ranking", "student": f"hf:{model}#pooling=mean", "batch_size": 16, "lr": 0.003,
             "warmup_steps": 5, "epochs": 12, "log_every": 1000, "checkpoint_every": 1000, "device": "cpu",
-            "train": [{"src": str(tmp_path / "src.txt"), "tgt": str(tmp_path / "tgt.txt"), "src_lang": "xx",
-                       "tgt_lang": "yy"}],
-            "eval": [{"src": str(tmp_path / "src.txt"), "tgt": str(tmp_path / "tgt.txt"), "src_lang": "xx",
-                      "tgt_lang": "yy"}]}
+            "train": [_cipher_source(tmp_path)],
+            "eval": [_cipher_source(tmp_path)]}
     out = str(tmp_path / "trained")
     card = train(config_from_dict(data), out)
     assert card["eval_after"]["xx-yy"] > card["eval_before"]["xx-yy"] + 20, card
@@ -121,8 +124,7 @@ def test_training_resumes_from_its_checkpoint(tmp_path):
     model = make_tiny_bert(str(tmp_path / "tiny"), corpus, vocab_size=120, hidden=32)
     data = {"method": "translation-ranking", "student": f"hf:{model}", "batch_size": 10, "epochs": 1,
             "log_every": 1000, "device": "cpu",
-            "train": [{"src": str(tmp_path / "src.txt"), "tgt": str(tmp_path / "tgt.txt"), "src_lang": "xx",
-                       "tgt_lang": "yy"}]}
+            "train": [_cipher_source(tmp_path)]}
     out = str(tmp_path / "run")
     first = train(config_from_dict(data), out)
     second = train(config_from_dict({**data, "epochs": 2}), out)  # continues: one more epoch, not two
@@ -207,8 +209,7 @@ def test_embeddings_only_training_leaves_the_network_alone(tmp_path):
     model = make_tiny_bert(str(tmp_path / "tiny"), corpus, vocab_size=120, hidden=32)
     data = {"method": "translation-ranking", "student": f"hf:{model}", "batch_size": 10, "epochs": 2,
             "train_parts": "embeddings", "lr": 0.01, "log_every": 1000, "device": "cpu",
-            "train": [{"src": str(tmp_path / "src.txt"), "tgt": str(tmp_path / "tgt.txt"), "src_lang": "xx",
-                       "tgt_lang": "yy"}]}
+            "train": [_cipher_source(tmp_path)]}
     out = str(tmp_path / "emb")
     card = train(config_from_dict(data), out)
     assert card["train_parts"] == "embeddings"
@@ -271,10 +272,8 @@ def test_merge_moves_only_the_rows_the_named_languages_use(tmp_path):
     data = {"method": "translation-ranking", "student": f"hf:{model}", "batch_size": 10, "epochs": 2,
             "train_parts": "embeddings", "lr": 0.01, "log_every": 1000, "device": "cpu", "merge_alpha": 0.25,
             "merge_langs": "xx",
-            "train": [{"src": str(tmp_path / "src.txt"), "tgt": str(tmp_path / "tgt.txt"), "src_lang": "xx",
-                       "tgt_lang": "yy"}],
-            "eval": [{"src": str(tmp_path / "src.txt"), "tgt": str(tmp_path / "tgt.txt"), "src_lang": "xx",
-                      "tgt_lang": "yy"}]}
+            "train": [_cipher_source(tmp_path)],
+            "eval": [_cipher_source(tmp_path)]}
     out = str(tmp_path / "merged")
     card = train(config_from_dict(data), out)
 
