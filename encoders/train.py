@@ -90,6 +90,10 @@ class TrainConfig:
     # languages' training text uses are moved; rows that only the other languages use keep their trained values
     merge_alpha: float | None = None
     merge_langs: tuple[str, ...] = ()
+    # distill: only pairs of these languages also train the student's pivot side onto the teacher's vector (the
+    # term that holds the pivot language in place); the other pairs train their translation side only, at about
+    # half the cost. Empty: every pair trains both sides
+    anchor_langs: tuple[str, ...] = ()
     checkpoint_every: int = 500
     log_every: int = 50
     seed: int = 0
@@ -140,9 +144,10 @@ def config_from_dict(data: dict[str, Any], data_root: str | None = None) -> Trai
 
     data["train"] = tuple(source(x) for x in data.get("train", ()))
     data["eval"] = tuple(source(x) for x in data.get("eval", ()))
-    if isinstance(data.get("merge_langs"), str):
-        data["merge_langs"] = data["merge_langs"].split(",")
-    data["merge_langs"] = tuple(str(x).strip() for x in data.get("merge_langs") or ())
+    for key in ("merge_langs", "anchor_langs"):
+        if isinstance(data.get(key), str):
+            data[key] = data[key].split(",")
+        data[key] = tuple(str(x).strip() for x in data.get(key) or ())
     return TrainConfig(**data)
 
 
@@ -281,6 +286,18 @@ def ranking_loss(u, v, scale: float, margin: float):
     logits = scale * (sim - margin * torch.eye(len(u), device=u.device, dtype=sim.dtype))
     target = torch.arange(len(u), device=u.device)
     return (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
+
+
+def distill_loss(embed, items: Sequence[Pair], target, anchor: set[str] | None):
+    """Multilingual distillation (Reimers & Gurevych 2020, sec. 2): ||M(s) - T(s)||^2 + ||M(t) - T(s)||^2 with
+    ``target`` = T(s), the teacher's vectors of the pivot sides. The first term only for pairs whose language is
+    in ``anchor`` (every pair when None). Squares summed and divided by the batch's pairs x dimensions: with every
+    pair anchored that is the sum of the two mean squared errors, and a pair weighs the same whatever the mix."""
+    anchored = [i for i, p in enumerate(items) if anchor is None or p.tgt_lang in anchor]
+    loss = ((embed([p.tgt for p in items]) - target) ** 2).sum()
+    if anchored:
+        loss = loss + ((embed([items[i].src for i in anchored]) - target[anchored]) ** 2).sum()
+    return loss / target.numel()
 
 
 def evaluate_sets(encoder, sets: Sequence[ParallelSource]) -> dict[str, float]:
@@ -442,8 +459,10 @@ def train(config: TrainConfig, output: str, resume: bool = True) -> dict:
     if len(pairs) < 2:
         raise ValueError(f"only {len(pairs)} training pair(s) after filtering")
     languages = {p.src_lang for p in pairs} | {p.tgt_lang for p in pairs}
-    if config.merge_langs and not languages & set(config.merge_langs):
-        raise ValueError(f"merge_langs {list(config.merge_langs)}: no training text in these languages")
+    for key in ("merge_langs", "anchor_langs"):
+        named = getattr(config, key)
+        if named and not languages & set(named):
+            raise ValueError(f"{key} {list(named)}: no training text in these languages")
     kwargs = {"device": config.device} if config.device else {}
     student = load_encoder(ckpt_dir if resuming else config.student, **kwargs)
     new_pieces = 0
@@ -520,6 +539,7 @@ def train(config: TrainConfig, output: str, resume: bool = True) -> dict:
         os.replace(state_path + ".tmp", state_path)
 
     budget_s = None if config.max_minutes is None else 60 * config.max_minutes
+    anchor = set(config.anchor_langs) if config.anchor_langs else None
     stopped_early = False
     window_loss, window_pairs, window_start = 0.0, 0, time.perf_counter()
     while epoch < config.epochs and not stopped_early:
@@ -534,8 +554,7 @@ def train(config: TrainConfig, output: str, resume: bool = True) -> dict:
                 if config.method == "distill":
                     index, vecs = teacher_vecs
                     target = vecs[[index[p.src] for p in items]]
-                    loss = (torch.nn.functional.mse_loss(student.embed_for_training([p.src for p in items]), target)
-                            + torch.nn.functional.mse_loss(student.embed_for_training([p.tgt for p in items]), target))
+                    loss = distill_loss(student.embed_for_training, items, target, anchor)
                 else:
                     u = student.embed_for_training([p.src for p in items])
                     v = student.embed_for_training([p.tgt for p in items])

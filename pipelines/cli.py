@@ -91,6 +91,8 @@ def _train_parser(sub) -> None:
                    help="after training, move the weights back to initial + A * (trained - initial) (WiSE-FT)")
     p.add_argument("--merge-langs", metavar="LANGS",
                    help="comma-separated: merge only the embedding rows these languages' training text uses")
+    p.add_argument("--anchor-langs", metavar="LANGS",
+                   help="distill: only pairs of these languages also train the student's pivot side (faster)")
     p.add_argument("--device", help="cpu, cuda (default: cuda when present)")
     p.add_argument("--seed", type=int)
     p.add_argument("--no-resume", action="store_true", help="start over even if DIR holds a checkpoint")
@@ -109,7 +111,8 @@ def _run_train(args) -> int:
     flags = {"method": args.method, "student": args.student, "teacher": args.teacher, "epochs": args.epochs,
              "batch_size": args.batch_size, "lr": args.lr, "max_minutes": args.max_minutes,
              "extend_vocab": args.extend_vocab, "lexicon": args.lexicon, "train_parts": args.train_parts,
-             "merge_alpha": args.merge_alpha, "merge_langs": args.merge_langs, "device": args.device, "seed": args.seed}
+             "merge_alpha": args.merge_alpha, "merge_langs": args.merge_langs, "anchor_langs": args.anchor_langs,
+             "device": args.device, "seed": args.seed}
     data.update({k: v for k, v in flags.items() if v is not None})
     extra = [{"bitext": path, "min_score": args.min_score} for path in args.bitext or []]
     extra += [{"src": a, "tgt": b, "src_lang": c, "tgt_lang": d} for a, b, c, d in args.parallel or []]

@@ -298,3 +298,58 @@ def test_merge_moves_only_the_rows_the_named_languages_use(tmp_path):
         config_from_dict({**data, "merge_alpha": None})
     with pytest.raises(ValueError, match=r"merge_alpha must be in \(0, 1\]"):
         config_from_dict({**data, "merge_alpha": 1.5})
+
+
+def test_distill_anchor_langs_trains_the_pivot_side_of_named_languages_only(tmp_path, monkeypatch):
+    pytest.importorskip("transformers")
+    from encoders.hf import HFEncoder
+
+    corpus = _cipher_corpus(tmp_path, n=40)
+    model = make_tiny_bert(str(tmp_path / "tiny"), corpus, vocab_size=120, hidden=32)
+    (tmp_path / "src2.txt").write_text("w1 w2 w3 w4\nw5 w6 w7 w8\n")
+    (tmp_path / "tgt2.txt").write_text("q1 q2\nq3 q4\n")
+    seen: list[str] = []
+    original = HFEncoder.embed_for_training
+
+    def spy(self, texts):
+        seen.extend(texts)
+        return original(self, texts)
+
+    monkeypatch.setattr(HFEncoder, "embed_for_training", spy)
+    source = {**_cipher_source(tmp_path), "src_lang": "en", "tgt_lang": "yy"}
+    data = {"method": "distill", "student": f"hf:{model}", "teacher": f"hf:{model}", "batch_size": 8, "epochs": 1,
+            "log_every": 1000, "device": "cpu", "anchor_langs": "zz",
+            "train": [source, {"src": str(tmp_path / "src2.txt"), "tgt": str(tmp_path / "tgt2.txt"),
+                               "src_lang": "en", "tgt_lang": "zz"}]}
+    card = train(config_from_dict(data), str(tmp_path / "anchored"))
+    assert card["steps"] >= 5
+    english = set((tmp_path / "src.txt").read_text().split("\n")[:-1])
+    # the pivot (English) side of the yy pairs never goes through the student; that of the zz pairs does
+    assert not english & set(seen)
+    assert {"w1 w2 w3 w4", "w5 w6 w7 w8"} <= set(seen)
+    assert set((tmp_path / "tgt.txt").read_text().split("\n")[:-1]) <= set(seen)
+    with pytest.raises(ValueError, match="anchor_langs"):
+        train(config_from_dict({**data, "anchor_langs": "qq"}), str(tmp_path / "none"))
+
+
+def test_distill_loss_by_hand():
+    import torch
+
+    from encoders.train import distill_loss
+
+    vectors = {"s1": [1.0, 0.0], "t1": [0.0, 1.0], "s2": [0.5, 0.5], "t2": [1.0, 1.0]}
+
+    def embed(texts):
+        return torch.tensor([vectors[t] for t in texts])
+
+    items = [Pair("s1", "t1", "en", "aa"), Pair("s2", "t2", "en", "bb")]
+    target = torch.tensor([[1.0, 0.0], [0.0, 0.0]])
+    # every pair anchored: the two mean squared errors, (0 + 0.5) / 4 + (2 + 2) / 4
+    both = distill_loss(embed, items, target, None)
+    assert torch.isclose(both, torch.nn.functional.mse_loss(embed(["s1", "s2"]), target)
+                         + torch.nn.functional.mse_loss(embed(["t1", "t2"]), target))
+    assert torch.isclose(both, torch.tensor(1.125))
+    # only bb anchored: its source term (0.5) stays, aa's (0) goes; translation terms 2 + 2: (0.5 + 4) / 4
+    assert torch.isclose(distill_loss(embed, items, target, {"bb"}), torch.tensor(1.125))
+    # only aa anchored: 0 + 4, over 4
+    assert torch.isclose(distill_loss(embed, items, target, {"aa"}), torch.tensor(1.0))
