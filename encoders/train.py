@@ -91,8 +91,8 @@ class TrainConfig:
     merge_alpha: float | None = None
     merge_langs: tuple[str, ...] = ()
     # distill: only pairs of these languages also train the student's pivot side onto the teacher's vector (the
-    # term that holds the pivot language in place); the other pairs train their translation side only, at about
-    # half the cost. Empty: every pair trains both sides
+    # term that holds the pivot language in place); the other pairs train their translation side only (1.3x the
+    # steps per minute on conf/distill.yaml, benchmarks/RESULTS.md run H). Empty: every pair trains both sides
     anchor_langs: tuple[str, ...] = ()
     checkpoint_every: int = 500
     log_every: int = 50
