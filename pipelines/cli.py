@@ -38,6 +38,9 @@ def _mine_parser(sub) -> None:
     p.add_argument("--margin", choices=["ratio", "distance", "absolute"])
     p.add_argument("--retrieval", choices=["forward", "backward", "intersection", "max"])
     p.add_argument("--k", type=int, help="neighbours for the margin (default 4)")
+    p.add_argument("--second-pass-neighbours", type=int, metavar="N",
+                   help="neighbours searched beyond k for the second pass over what the first leaves unpaired "
+                        "(default 16; 0 turns the second pass off)")
     p.add_argument("--shard-size", type=int, help="sentences per embedding shard")
     p.add_argument("--segment", choices=["auto", "sentence", "line"],
                    help="mining units: auto (default: a line of at most 2 sentences whole and as its sentences, "
@@ -148,6 +151,7 @@ def _run_mine(args, beam_args: list[str]) -> int:
             "threshold_mode": "auto" if args.threshold == "auto" else None,
             "calibration_gold": args.calibration_gold,
             "margin": args.margin, "retrieval": args.retrieval, "k": args.k,
+            "second_pass_neighbours": args.second_pass_neighbours,
         },
         "index": {"kind": args.index, "nprobe": args.nprobe},
         "top": {"shard_size": args.shard_size},

@@ -18,7 +18,6 @@ from pipelines.config import RunConfig, cpu_threads_for_runner
 from pipelines.mining_stages import (
     BuildIndexes,
     EmbedShards,
-    ScoreMargins,
     SearchNeighbours,
     SelectPairs,
     WriteBitext,
@@ -61,17 +60,16 @@ def build_pipeline(
         config.cpu_threads,
     )
     neighbours = (embedded.shards, indexes.indexes) | "SearchNeighbours" >> SearchNeighbours(
-        code_pairs, config.mining.k, config.index, config.resources.search, config.cpu_threads
+        code_pairs, config.mining.search_k, config.index, config.resources.search, config.cpu_threads
     )
-    candidates = neighbours["neighbours"] | "ScoreMargins" >> ScoreMargins(config.mining.margin)
-    selected = (candidates, indexes.indexes) | "SelectPairs" >> SelectPairs(
+    selected = (neighbours["neighbours"], indexes.indexes) | "SelectPairs" >> SelectPairs(
         code_pairs, config.mining, config.embed.encoder, run_id
     )
-    _ = selected.tables | "WriteBitext" >> WriteBitext(output)
+    _ = selected["tables"] | "WriteBitext" >> WriteBitext(output)
     stats = (docs.stats, sentences.stats, identified.stats, unique.stats, embedded.stats, indexes.stats,
-             neighbours["stats"], selected.stats)
+             neighbours["stats"], selected["stats"])
     all_stats = stats | "AllCounts" >> beam.Flatten()
-    _ = (all_stats, selected.thresholds) | "WriteReport" >> WriteReport(output, settings)
+    _ = (all_stats, selected["thresholds"]) | "WriteReport" >> WriteReport(output, settings)
 
 
 def run(

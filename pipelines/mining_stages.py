@@ -212,8 +212,9 @@ class Neighbours(NamedTuple):
     pair: str
     direction: str  # "fwd": source shard queries the target index; "bwd": the reverse
     first_row: int  # global row of the shard's first sentence in its language
-    D: np.ndarray  # (n, k) float32
-    I: np.ndarray  # (n, k) int64 global rows of the other language
+    D: np.ndarray  # (n, K) float32, K = k + the second pass's reserve
+    I: np.ndarray  # (n, K) int64 global rows of the other language
+    means: np.ndarray | None = None  # (n,) neighbourhood means when not those of D's first k columns
 
 
 PARTIAL_BWD = "partial_bwd"
@@ -358,10 +359,10 @@ class SearchNeighbours(beam.PTransform):
         return {"neighbours": neighbours, "stats": searched[STATS]}
 
 
-def _means_block(nb: Neighbours):
+def _means_block(nb: Neighbours, k: int):
     from mining.margin import knn_means
 
-    return (nb.pair, nb.direction), (nb.first_row, knn_means(nb.D))
+    return (nb.pair, nb.direction), (nb.first_row, knn_means(nb.D[:, :k]) if nb.means is None else nb.means)
 
 
 def _concat_blocks(blocks) -> np.ndarray:
@@ -370,34 +371,68 @@ def _concat_blocks(blocks) -> np.ndarray:
 
 
 class _Score(beam.DoFn):
-    def __init__(self, margin: str):
+    def __init__(self, margin: str, k: int):
         self.margin = margin
+        self.k = k
 
     def process(self, nb: Neighbours, means):
         from mining.mine import shard_candidates
 
         other = "bwd" if nb.direction == "fwd" else "fwd"
         own = means[(nb.pair, nb.direction)][nb.first_row : nb.first_row + len(nb.D)]
-        yield nb.pair, (nb.direction, shard_candidates(nb.D, nb.I, own, means[(nb.pair, other)], self.margin,
-                                                       nb.first_row))
+        k = self.k
+        yield nb.pair, (nb.direction, shard_candidates(nb.D[:, :k], nb.I[:, :k], own, means[(nb.pair, other)],
+                                                       self.margin, nb.first_row))
 
 
 class ScoreMargins(beam.PTransform):
-    """Neighbours -> ``(pair, (direction, Candidates))``: each query shard's best candidate by margin, with the
-    neighbourhood means of the whole other language (a side input of n floats per language and pair)."""
+    """Neighbours -> ``(pair, (direction, Candidates))``: each query shard's best candidate among its first k
+    neighbours by margin, with the neighbourhood means of the whole other language (a side input of n floats
+    per language and pair). ``.means`` (a ``(pair, direction) -> (n,)`` PCollection) is set on expansion."""
 
-    def __init__(self, margin: str):
+    def __init__(self, margin: str, k: int):
         super().__init__()
         self.margin = margin
+        self.k = k
+        self.means = None
 
     def expand(self, neighbours):
-        means = (
+        k = self.k
+        self.means = (
             neighbours
-            | "MeansPerShard" >> beam.Map(_means_block)
+            | "MeansPerShard" >> beam.Map(_means_block, k)
             | "GroupMeans" >> beam.GroupByKey()
             | "ConcatMeans" >> beam.MapTuple(lambda key, blocks: (key, _concat_blocks(blocks)))
         )
-        return neighbours | "Score" >> beam.ParDo(_Score(self.margin), beam.pvalue.AsDict(means))
+        return neighbours | "Score" >> beam.ParDo(_Score(self.margin, k), beam.pvalue.AsDict(self.means))
+
+
+class FirstPass(NamedTuple):
+    """A pair's first-pass result, handed to the second pass and the writer."""
+
+    pairs: object  # mining.mine.MinedPairs: kept pairs, overlaps dropped
+    threshold: float
+    floor: float | None  # the second pass's cosine floor; None: no second pass
+    removed_src: np.ndarray | None  # (n_src,) bool: rows of lines the first pass paired
+    removed_tgt: np.ndarray | None
+
+
+class _Refill(beam.DoFn):
+    """A shard's neighbour lists without the lines the first pass paired (``mining.mine.refill_neighbours``)."""
+
+    def __init__(self, k: int):
+        self.k = k
+
+    def process(self, nb: Neighbours, first, means):
+        from mining.mine import refill_neighbours, refilled_means
+
+        fp = first.get(nb.pair)
+        if fp is None or fp.floor is None:
+            return
+        rows = slice(nb.first_row, nb.first_row + len(nb.D))
+        own, other = (fp.removed_src, fp.removed_tgt) if nb.direction == "fwd" else (fp.removed_tgt, fp.removed_src)
+        D, I = refill_neighbours(nb.D, nb.I, own[rows], other, self.k)
+        yield nb._replace(D=D, I=I, means=refilled_means(D, means[(nb.pair, nb.direction)][rows]))
 
 
 class _SelectPair(CountingDoFn):
@@ -412,7 +447,7 @@ class _SelectPair(CountingDoFn):
         self._gold = _read_gold_pairs(path) if path else None  # read once per worker, not per pair
 
     def process(self, element, indexes):
-        from mining.mine import apply_threshold, select
+        from mining.mine import apply_threshold, cosine_floor, select, used_rows
 
         name, blocks = element
         src_lang, tgt_lang = self.pairs[name]
@@ -422,16 +457,18 @@ class _SelectPair(CountingDoFn):
         src_meta = _ShardRows(list(indexes[src_lang].shards))
         tgt_meta = _ShardRows(list(indexes[tgt_lang].shards))
         threshold, info = self._threshold(name, selected, src_meta, tgt_meta)
-        yield beam.pvalue.TaggedOutput(THRESHOLDS, (name, info))
         pairs = apply_threshold(selected, threshold, self.config.max_score)
         pairs, overlapping = _without_overlaps(pairs, src_meta, tgt_meta)
         self.count(f"overlaps/{name}/dropped", overlapping)
-        self.count(f"pairs/{name}", len(pairs))
-        for chunk, start in enumerate(range(0, max(len(pairs), 1), ROWS_PER_FILE)):
-            sel = slice(start, start + ROWS_PER_FILE)
-            yield name, chunk, _bitext_table(
-                src_lang, tgt_lang, pairs, sel, src_meta, tgt_meta, self.encoder_name, self.run_id
-            )
+        self.count(f"first_pass/{name}", len(pairs))
+        floor = cosine_floor(pairs, self.config.second_pass_floor) if self.config.second_pass_neighbours else None
+        removed_src = removed_tgt = None
+        if floor is not None:
+            removed_src = used_rows(pairs.src, src_meta.n, src_meta.all_units())
+            removed_tgt = used_rows(pairs.tgt, tgt_meta.n, tgt_meta.all_units())
+            info["second_pass_floor"] = floor
+        yield beam.pvalue.TaggedOutput(THRESHOLDS, (name, info))
+        yield name, FirstPass(pairs, threshold, floor, removed_src, removed_tgt)
 
     def _threshold(self, name, selected, src_meta, tgt_meta) -> tuple[float, dict]:
         """The pair's threshold: fixed, from the score distribution, or from gold pairs, with every estimate
@@ -490,7 +527,18 @@ class _ShardRows:
     def __init__(self, refs: list[ShardRef]):
         self.refs = refs
         self.offsets = np.cumsum([0] + [r.size for r in refs])
+        self.n = int(self.offsets[-1])
         self.tables = [parquet_bytes_to_table(storage.read_bytes(r.metadata)) for r in refs]
+
+    def all_units(self) -> tuple[list, np.ndarray, np.ndarray]:
+        """``units`` of every row, in row order."""
+        docs, lines, parts = [], [], []
+        for table in self.tables:
+            cols = table.select(["source", "offset", "line", "part"]).to_pydict()
+            docs.extend(zip(cols["source"], cols["offset"]))
+            lines.extend(cols["line"])
+            parts.extend(cols["part"])
+        return docs, np.asarray(lines, dtype=np.int64), np.asarray(parts, dtype=np.int64)
 
     def units(self, rows: np.ndarray) -> tuple[list, np.ndarray, np.ndarray]:
         """For each row: its document (source, offset), line and part (``mining.text.Segment``)."""
@@ -557,10 +605,49 @@ def _bitext_table(src_lang, tgt_lang, pairs, sel, src_meta, tgt_meta, encoder_na
     return pa.table(columns, schema=BITEXT_SCHEMA)
 
 
+class _FinishPair(CountingDoFn):
+    """The second pass's selection for one pair, joined to the first pass's pairs, as Parquet tables."""
+
+    def __init__(self, pairs, config: MiningConfig, encoder_name: str, run_id: str):
+        self.pairs = {pair_name(a, b): (a, b) for a, b in pairs}
+        self.config = config
+        self.encoder_name = encoder_name
+        self.run_id = run_id
+
+    def process(self, element, indexes):
+        from mining.mine import concat_pairs, second_pass_select, select
+
+        name, (firsts, blocks) = element
+        if not firsts:
+            return
+        fp, blocks = firsts[0], list(blocks)
+        src_lang, tgt_lang = self.pairs[name]
+        src_meta = _ShardRows(list(indexes[src_lang].shards))
+        tgt_meta = _ShardRows(list(indexes[tgt_lang].shards))
+        pairs = fp.pairs
+        if fp.floor is not None and blocks:
+            second = select([c for d, c in blocks if d == "fwd"], [c for d, c in blocks if d == "bwd"],
+                            self.config.retrieval)
+            second, _ = _without_overlaps(second_pass_select(second, fp.threshold, fp.floor, self.config),
+                                          src_meta, tgt_meta)
+            self.count(f"second_pass/{name}", len(second))
+            pairs = concat_pairs(pairs, second)
+        self.count(f"pairs/{name}", len(pairs))
+        for chunk, start in enumerate(range(0, max(len(pairs), 1), ROWS_PER_FILE)):
+            sel = slice(start, start + ROWS_PER_FILE)
+            yield name, chunk, _bitext_table(
+                src_lang, tgt_lang, pairs, sel, src_meta, tgt_meta, self.encoder_name, self.run_id
+            )
+
+
 class SelectPairs(beam.PTransform):
-    """``(pair, (direction, Candidates))`` -> ``(pair, chunk, pyarrow.Table)``: retrieval (forward | backward |
-    intersection | max) over all of a pair's candidates (two small arrays per sentence), the threshold (fixed,
-    calibrated from the score distribution or from gold pairs), and the sentences' texts and provenance."""
+    """Neighbours -> ``(pair, chunk, pyarrow.Table)``, in two passes (``mining.mine``, "The second pass").
+
+    First pass: margins over each sentence's first k neighbours (``ScoreMargins``), retrieval (forward |
+    backward | intersection | max) over all of a pair's candidates (two small arrays per sentence), the
+    threshold (fixed, calibrated from the score distribution or from gold pairs). Second pass: each shard's
+    lists without the lines the first pass paired (a side input of one bool per sentence), new neighbourhood
+    means, retrieval again at the same threshold and the cosine floor. Then the sentences' texts and provenance."""
 
     def __init__(self, pairs: list[tuple[str, str]], config: MiningConfig, encoder_name: str, run_id: str):
         super().__init__()
@@ -570,14 +657,32 @@ class SelectPairs(beam.PTransform):
         self.run_id = run_id
 
     def expand(self, inputs):
-        candidates, indexes = inputs
-        return (
+        neighbours, indexes = inputs
+        cfg = self.config
+        scoring = ScoreMargins(cfg.margin, cfg.k)
+        candidates = neighbours | "ScoreMargins" >> scoring
+        first = (
             candidates
             | "GroupByPair" >> beam.GroupByKey()
             | "Select" >> beam.ParDo(
-                _SelectPair(self.pairs, self.config, self.encoder_name, self.run_id), beam.pvalue.AsDict(indexes)
-            ).with_outputs(STATS, THRESHOLDS, main="tables")
+                _SelectPair(self.pairs, cfg, self.encoder_name, self.run_id), beam.pvalue.AsDict(indexes)
+            ).with_outputs(STATS, THRESHOLDS, main="first")
         )
+        second = (
+            neighbours
+            | "Refill" >> beam.ParDo(_Refill(cfg.k), beam.pvalue.AsDict(first.first),
+                                     beam.pvalue.AsDict(scoring.means))
+            | "SecondPassMargins" >> ScoreMargins(cfg.margin, cfg.k)
+        )
+        finished = (
+            (first.first, second)
+            | "JoinPasses" >> beam.CoGroupByKey()
+            | "Finish" >> beam.ParDo(
+                _FinishPair(self.pairs, cfg, self.encoder_name, self.run_id), beam.pvalue.AsDict(indexes)
+            ).with_outputs(STATS, main="tables")
+        )
+        stats = (first[STATS], finished[STATS]) | "SelectCounts" >> beam.Flatten()
+        return {"tables": finished.tables, "stats": stats, "thresholds": first[THRESHOLDS]}
 
 
 class _WriteTable(storage.StorageDoFn):

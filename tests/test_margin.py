@@ -8,7 +8,17 @@ import pytest
 from conftest import unit_vectors
 from mining.knn import exact_knn, exact_knn_both, knn_bruteforce, knn_sharded, merge_topk
 from mining.margin import knn_means, margin_scores
-from mining.mine import MiningConfig, mine, score_candidates
+from mining.mine import (
+    MiningConfig,
+    cosine_floor,
+    mine,
+    mine_from_knn,
+    refill_neighbours,
+    refilled_means,
+    score_candidates,
+    search_both,
+    used_rows,
+)
 from mining.select import greedy_one_to_one, greedy_one_to_one_loop
 
 
@@ -167,3 +177,72 @@ def test_exact_knn_both_on_cuda_matches_cpu():
     np.testing.assert_array_equal(Ib_gpu, Ib_cpu)
     np.testing.assert_allclose(D_gpu, D_cpu, atol=1e-4)
     np.testing.assert_allclose(Db_gpu, Db_cpu, atol=1e-4)
+
+
+def test_refill_neighbours_by_hand():
+    D = np.array([[0.9, 0.8, 0.7, 0.6], [0.5, 0.4, 0.3, 0.2], [0.9, 0.8, 0.7, 0.6]], dtype=np.float32)
+    I = np.array([[0, 1, 2, 3], [3, 2, 1, 0], [1, 0, -1, -1]])
+    removed_other = np.array([False, True, False, True])  # other rows 1 and 3 were paired
+    removed_rows = np.array([False, False, True])  # query row 2 was paired: no neighbour left
+    D2, I2 = refill_neighbours(D, I, removed_rows, removed_other, k=2)
+    np.testing.assert_array_equal(I2, [[0, 2], [2, 0], [-1, -1]])
+    np.testing.assert_allclose(D2[:2], [[0.9, 0.7], [0.4, 0.2]])
+    assert np.isneginf(D2[2]).all()
+    # row 2 has no neighbour left: it keeps its first-pass mean, the others average what is left
+    np.testing.assert_allclose(refilled_means(D2, np.array([0.1, 0.2, 0.75])), [0.8, 0.3, 0.75], rtol=1e-6)
+
+
+def test_used_rows_counts_every_segment_of_a_used_line():
+    docs = [("a", 0), ("a", 0), ("a", 0), ("b", 0), ("a", 0)]
+    lines = np.array([1, 1, 1, 1, 2])
+    parts = np.array([-2, 0, 1, -1, -1])  # row 0: line 1 whole, rows 1-2 its sentences
+    np.testing.assert_array_equal(used_rows(np.array([1]), 5), [False, True, False, False, False])
+    np.testing.assert_array_equal(used_rows(np.array([1]), 5, (docs, lines, parts)), [True, True, True, False, False])
+
+
+def _crowded_story(weak_translation: float = 0.6):
+    """Two translations about one story (they share a direction, so each is the other's second neighbour), 8
+    clear background pairs, 10 unpaired sentences per side; every vector shares a common direction."""
+    E = np.eye(128, dtype=np.float32)
+    common, story = 0.8 * E[127], E[0]
+    src, tgt = [], []
+    src.append(common + story + 1.25 * E[1] + 0.3 * E[10]), tgt.append(common + story + 1.25 * E[1] + 0.3 * E[11])
+    src.append(common + story + weak_translation * E[2] + 0.5 * E[12])
+    tgt.append(common + story + weak_translation * E[2] + 0.5 * E[13])
+    for i in range(8):
+        src.append(common + E[20 + i] + 0.6 * E[40 + i]), tgt.append(common + E[20 + i] + 0.6 * E[50 + i])
+    for i in range(10):
+        src.append(common + E[60 + i]), tgt.append(common + E[80 + i])
+    unit = lambda v: np.stack(v) / np.linalg.norm(np.stack(v), axis=1, keepdims=True)  # noqa: E731
+    return unit(src), unit(tgt)
+
+
+def test_second_pass_finds_the_pair_its_story_crowded_out():
+    x, y = _crowded_story()
+    config = MiningConfig(k=2, second_pass_neighbours=2)
+    fwd, bwd = search_both(x, y, config.search_k)
+    first = mine_from_knn(fwd, bwd, MiningConfig(k=2, second_pass_neighbours=0))
+    # first pass: pair 1 (cosine 0.889) has pair 0 as second neighbour on both sides (0.603), so its margin
+    # 0.889 / ((0.889 + 0.603) / 2) = 1.19 stays under 1.2; pair 0 (cosine 0.973) passes
+    assert sorted(zip(first.src.tolist(), first.tgt.tolist())) == [(i, i) for i in [0, *range(2, 10)]]
+    both = mine_from_knn(fwd, bwd, config)
+    assert sorted(zip(both.src.tolist(), both.tgt.tolist())) == [(i, i) for i in range(10)]
+    # second pass: pair 0 has left both neighbourhoods; the next neighbour is an unpaired sentence (0.333)
+    added = both.src == 1
+    assert x[1] @ y[1] == pytest.approx(0.8889, abs=1e-4) and x[1] @ y[11] == pytest.approx(0.3332, abs=1e-4)
+    assert both.score[added][0] == pytest.approx(0.8889 / ((0.8889 + 0.3332) / 2), abs=1e-3)
+    # the floor: the 5% quantile of the first pass's cosines (0.82, the background pairs)
+    assert cosine_floor(first, 0.05) == pytest.approx(0.82, abs=1e-3)
+    # a floor above pair 1's cosine (0.889) keeps the second pass from adding it
+    strict = mine_from_knn(fwd, bwd, MiningConfig(k=2, second_pass_neighbours=2, second_pass_floor=0.99))
+    assert len(strict) == len(first)
+
+
+def test_second_pass_adds_nothing_when_the_first_pass_kept_nothing():
+    x, y = _crowded_story()
+    config = MiningConfig(threshold=5.0)
+    assert len(mine(x, y, config)) == 0
+    with pytest.raises(ValueError, match="second_pass_floor"):
+        MiningConfig(second_pass_floor=1.5)
+    with pytest.raises(ValueError, match="second_pass_neighbours"):
+        MiningConfig(second_pass_neighbours=-1)

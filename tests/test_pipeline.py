@@ -122,28 +122,30 @@ def test_small_shards_mine_the_same_pairs_as_one_shard(sample_run, tmp_path):
     _assert_pairs_equal_library(out, "de", "en")
 
 
-def _assert_pairs_equal_library(out: str, src: str, tgt: str) -> None:
-    """The pipeline's pairs (kNN of both directions from one GEMM pass per shard, merged across shards) equal
-    the library's exact miner (``mining.mine.score_candidates``: knn per direction) on the stored embeddings."""
+def _assert_pairs_equal_library(out: str, src: str, tgt: str, config=None) -> None:
+    """The pipeline's pairs (kNN of both directions from one GEMM pass per shard, merged across shards; the
+    second pass over refilled lists) equal the library's exact two-pass miner (``mining.mine.mine_from_knn``:
+    knn per direction) on the stored embeddings."""
     import glob
 
-    from mining.mine import MiningConfig, apply_threshold, drop_overlaps, score_candidates
+    from mining.mine import MiningConfig, mine_from_knn, search_both
+
+    config = config or MiningConfig()
 
     def shards(lang):
         files = sorted(glob.glob(os.path.join(out, "_work", "embeddings", lang, "shard-*.npy")))
         return [np.load(f) for f in files]
 
-    def units(lang, rows):
+    def units(lang):
         files = sorted(glob.glob(os.path.join(out, "_work", "embeddings", lang, "shard-*.parquet")))
         meta = [r for f in files for r in pq.read_table(f, columns=["source", "offset", "line", "part"]).to_pylist()]
-        picked = [meta[i] for i in rows]
-        return ([(r["source"], r["offset"]) for r in picked], np.array([r["line"] for r in picked]),
-                np.array([r["part"] for r in picked]))
+        return ([(r["source"], r["offset"]) for r in meta], np.array([r["line"] for r in meta]),
+                np.array([r["part"] for r in meta]))
 
     src_shards, tgt_shards = shards(src), shards(tgt)
     assert len(src_shards) > 1 and len(tgt_shards) > 1
-    expected = apply_threshold(score_candidates(src_shards, tgt_shards, MiningConfig()), 1.2)
-    expected = drop_overlaps(expected, units(src, expected.src), units(tgt, expected.tgt))
+    fwd, bwd = search_both(src_shards, tgt_shards, config.search_k)
+    expected = mine_from_knn(fwd, bwd, config, src_units=units(src), tgt_units=units(tgt))
     offsets = {lang: np.cumsum([0] + [len(x) for x in s]) for lang, s in ((src, src_shards), (tgt, tgt_shards))}
     table = pq.read_table(os.path.join(out, "bitext", f"pair={src}-{tgt}")).to_pylist()
 
@@ -156,6 +158,46 @@ def _assert_pairs_equal_library(out: str, src: str, tgt: str) -> None:
     want = sorted(zip(expected.src.tolist(), expected.tgt.tolist(), expected.score.tolist()))
     assert [g[:2] for g in got] == [w[:2] for w in want]
     np.testing.assert_allclose([g[2] for g in got], [w[2] for w in want], rtol=1e-5)
+
+
+class _TableEncoder:
+    """Stands in for the encoder: a fixed vector per sentence (``encode`` as ``encoders.base.Encoder``)."""
+
+    def __init__(self, vectors: dict[str, np.ndarray]):
+        self.vectors = vectors
+
+    def encode(self, texts):
+        return np.stack([self.vectors[t] for t in texts]).astype(np.float32)
+
+
+def test_second_pass_in_the_pipeline(tmp_path, monkeypatch):
+    # 20 German and 20 English sentences with hand-made embeddings (tests/test_margin.py, _crowded_story):
+    # the first pass misses German 1 - English 1, whose neighbourhoods hold pair 0; the second pass finds it
+    from test_margin import _crowded_story
+
+    from mining.mine import MiningConfig
+    from mining.text import clean_sentence
+
+    with open(os.path.join(SAMPLE, "gold.tsv"), encoding="utf-8") as f:
+        rows = [r for r in csv.DictReader(f, delimiter="\t") if (r["src_lang"], r["tgt_lang"]) == ("en", "de")]
+    german, english = [r["tgt_text"] for r in rows[:20]], [r["src_text"] for r in rows[:20]]
+    x, y = _crowded_story()
+    vectors = {clean_sentence(t): v for t, v in [*zip(german, x), *zip(english, y)]}
+    monkeypatch.setattr("encoders.registry.load_encoder", lambda spec, **kwargs: _TableEncoder(vectors))
+    corpus = tmp_path / "docs.jsonl"
+    corpus.write_text("".join(json.dumps({"raw_content": "\n".join(lines), "url": f"https://{lang}.example.org/",
+                                          "digest": lang}) + "\n"
+                              for lang, lines in (("de", german), ("en", english))), encoding="utf-8")
+    out = str(tmp_path / "out")
+    assert main(["mine", "--input", str(corpus), "--langs", "de,en", "--output", out, "--k", "2",
+                 "--shard-size", "7", *BEAM_ARGS]) == 0
+    report = json.loads(open(os.path.join(out, "report.json"), encoding="utf-8").read())
+    assert report["first_pass"]["de-en"] == 9 and report["second_pass"]["de-en"] == 1
+    assert report["pairs"]["de-en"] == 10
+    assert report["thresholds"]["de-en"]["second_pass_floor"] == pytest.approx(0.82, abs=2e-3)
+    mined = {(r["src_text"], r["tgt_text"]) for r in pq.read_table(os.path.join(out, "bitext")).to_pylist()}
+    assert mined == {(german[i], english[i]) for i in range(10)}
+    _assert_pairs_equal_library(out, "de", "en", MiningConfig(k=2))
 
 
 def test_threshold_calibrated_from_gold_pairs(tmp_path):
