@@ -162,6 +162,10 @@ def test_lid_aliases_map_confused_varieties_unless_requested():
     # py3langid labels this Simplified Chinese news sentence Wu; with zh requested it counts as zh
     label, _ = lid.predict("星期四，莫斯科市长Sergei Sobyanin将封城日期延长至5月1日。")
     assert code_by_lid_label(parse_languages("zh,en")).get(label) == "zh"
+    # Indonesian and Malay: each counts as the other unless both are requested
+    label, _ = lid.predict("Saya tidak tahu apa yang terjadi.")  # Indonesian, labelled Malay
+    assert label == "ms" and code_by_lid_label(parse_languages("id,en"))[label] == "id"
+    assert code_by_lid_label(parse_languages("id,ms,en"))["ms"] == "ms"
 
 
 def test_segment_modes():
