@@ -42,8 +42,10 @@ SOURCES = {
     "cs": ("ces", "ces_Latn", ("multi30k", "cs")),
     "zh": ("zho-CN", "zho_Hans", ("tico19", "en-zh", "zh")),
     "ru": ("rus", "rus_Cyrl", ("tico19", "en-ru", "ru")),
-    "es": ("spa", "spa_Latn", ("tico19", "en-es_LA", "es")),
+    "es": ("spa", "spa_Latn", ("tico19", "en-es_LA", "es_LA")),
     "ar": ("arb", "arb_Arab", ("tico19", "en-ar", "ar")),
+    "pt": ("por", "por_Latn", ("tico19", "en-pt_BR", "pt_BR")),
+    "id": ("ind", "ind_Latn", ("tico19", "en-id", "id")),
 }
 
 
@@ -201,7 +203,9 @@ def baseline_same_sentences_f1(out_dir: str, lang: str, encoder, scorer: Segment
             "baseline_sentences_f1_at_1.2": scorer.score([(s, t) for s, t, sc in kept if sc >= 1.2])["f1"]}
 
 
-def parabeam_f1(lang: str, corpus_dir: str, scorer: SegmentScorer, gold_texts: set, segment: str = "") -> dict:
+def parabeam_f1(lang: str, corpus_dir: str, scorer: SegmentScorer, gold_texts: set, segment: str = "",
+                mine_args: str = "") -> dict:
+    import shlex
     import shutil
 
     import pyarrow.dataset as ds
@@ -212,6 +216,7 @@ def parabeam_f1(lang: str, corpus_dir: str, scorer: SegmentScorer, gold_texts: s
     cmd = [sys.executable, "-m", "pipelines.cli", "mine", "--input", f"{corpus_dir}/src.warc.wet.gz",
            "--input", f"{corpus_dir}/tgt.warc.wet.gz", "--langs", f"{lang},en", "--output", out]
     cmd += ["--segment", segment] if segment else []
+    cmd += shlex.split(mine_args)
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     wall = time.time() - started
     rows = ds.dataset(f"{out}/bitext", format="parquet").to_table(columns=["src_text", "tgt_text"]).to_pylist()
@@ -224,6 +229,7 @@ def parabeam_f1(lang: str, corpus_dir: str, scorer: SegmentScorer, gold_texts: s
             "parabeam_recall": scored["recall"], "parabeam_pairs": scored["pairs"],
             "parabeam_f1_exact_text": _f1(exact_tp / max(len(mined), 1), exact_tp / len(gold_texts)),
             "parabeam_wall_s": round(wall, 1), "_parabeam_found": scorer.found(mined),
+            "parabeam_second_pass_pairs": report.get("second_pass", {}).get(f"{lang}-en", 0),
             "dropped": {"sentences": report["sentences"].get("dropped", {}),
                         **{k: v.get("dropped", {}) for k, v in report["languages"].items()}}}
 
@@ -236,6 +242,7 @@ def main() -> None:
     ap.add_argument("--n-extra", type=int, default=8000, help="lines of Multi30k/TICO per side")
     ap.add_argument("--skip-pipeline", action="store_true")
     ap.add_argument("--segment", default="", help="parabeam mine --segment (default: the CLI's default)")
+    ap.add_argument("--mine-args", default="", help="more parabeam mine arguments, e.g. '--second-pass-neighbours 0'")
     args = ap.parse_args()
     from encoders.registry import load_encoder
 
@@ -248,7 +255,7 @@ def main() -> None:
         scorer = SegmentScorer(corpus["gold_texts"])
         row.update(baseline_f1(corpus_dir, encoder, scorer))
         if not args.skip_pipeline:
-            row.update(parabeam_f1(lang, corpus_dir, scorer, corpus["gold_texts"], args.segment))
+            row.update(parabeam_f1(lang, corpus_dir, scorer, corpus["gold_texts"], args.segment, args.mine_args))
             row.update(baseline_same_sentences_f1(f"{corpus_dir}/out", lang, encoder, scorer))
             only_lines = row["_lines_found"] - row["_parabeam_found"]
             row["found_only_by_line_miner"] = len(only_lines)
