@@ -297,16 +297,24 @@ def cosine_floor(kept: MinedPairs, quantile: float) -> float | None:
     return float(np.quantile(cos, quantile)) if len(cos) else None
 
 
-def used_rows(rows: np.ndarray, n: int, units: tuple[Sequence, np.ndarray, np.ndarray] | None = None) -> np.ndarray:
-    """(n,) bool: rows that ``rows`` (the first pass's kept pairs, one side) use. With ``units`` (document key,
-    line and part of every row, ``mining.text.Segment``), every segment of a used line counts as used."""
+def used_rows(rows: np.ndarray, n: int, line_keys: np.ndarray | None = None) -> np.ndarray:
+    """(n,) bool: rows that ``rows`` (the first pass's kept pairs, one side) use. With ``line_keys`` ((n, m) ints
+    naming each row's line, e.g. document, offset, line: ``line_keys_of``), every segment of a used line counts
+    as used."""
     mask = np.zeros(n, dtype=bool)
     mask[np.asarray(rows, dtype=np.int64)] = True
-    if units is not None and mask.any():
-        docs, lines = units[0], np.asarray(units[1])
-        lines_used = {(docs[r], int(lines[r])) for r in np.flatnonzero(mask)}
-        mask = np.fromiter(((d, int(ln)) in lines_used for d, ln in zip(docs, lines)), dtype=bool, count=n)
+    if line_keys is not None and mask.any():
+        keys = np.ascontiguousarray(line_keys, dtype=np.int64)
+        whole = keys.view(np.dtype((np.void, keys.dtype.itemsize * keys.shape[1]))).ravel()  # one value per row
+        mask = np.isin(whole, whole[mask])
     return mask
+
+
+def line_keys_of(units: tuple[Sequence, np.ndarray, np.ndarray]) -> np.ndarray:
+    """(n, 2) int64 line keys from ``units`` (document key, line, part of every row)."""
+    ids: dict = {}
+    docs = np.fromiter((ids.setdefault(d, len(ids)) for d in units[0]), dtype=np.int64, count=len(units[0]))
+    return np.stack([docs, np.asarray(units[1], dtype=np.int64)], axis=1) if len(docs) else np.zeros((0, 2), np.int64)
 
 
 def filter_pairs(pairs: MinedPairs, keep: np.ndarray) -> MinedPairs:
@@ -344,7 +352,8 @@ def mine_from_knn(
     if config.second_pass_neighbours == 0 or floor is None:
         return first
     n_src, n_tgt = sum(len(D) for D, _ in fwd_knn), sum(len(D) for D, _ in bwd_knn)
-    removed_src, removed_tgt = used_rows(first.src, n_src, src_units), used_rows(first.tgt, n_tgt, tgt_units)
+    keys_src, keys_tgt = (None, None) if src_units is None else (line_keys_of(src_units), line_keys_of(tgt_units))
+    removed_src, removed_tgt = used_rows(first.src, n_src, keys_src), used_rows(first.tgt, n_tgt, keys_tgt)
     k = config.k
     means_src = np.concatenate([knn_means(D[:, :k]) for D, _ in fwd_knn])
     means_tgt = np.concatenate([knn_means(D[:, :k]) for D, _ in bwd_knn])

@@ -464,8 +464,8 @@ class _SelectPair(CountingDoFn):
         floor = cosine_floor(pairs, self.config.second_pass_floor) if self.config.second_pass_neighbours else None
         removed_src = removed_tgt = None
         if floor is not None:
-            removed_src = used_rows(pairs.src, src_meta.n, src_meta.all_units())
-            removed_tgt = used_rows(pairs.tgt, tgt_meta.n, tgt_meta.all_units())
+            removed_src = used_rows(pairs.src, src_meta.n, src_meta.line_keys())
+            removed_tgt = used_rows(pairs.tgt, tgt_meta.n, tgt_meta.line_keys())
             info["second_pass_floor"] = floor
         yield beam.pvalue.TaggedOutput(THRESHOLDS, (name, info))
         yield name, FirstPass(pairs, threshold, floor, removed_src, removed_tgt)
@@ -530,15 +530,20 @@ class _ShardRows:
         self.n = int(self.offsets[-1])
         self.tables = [parquet_bytes_to_table(storage.read_bytes(r.metadata)) for r in refs]
 
-    def all_units(self) -> tuple[list, np.ndarray, np.ndarray]:
-        """``units`` of every row, in row order."""
-        docs, lines, parts = [], [], []
+    def line_keys(self) -> np.ndarray:
+        """(n, 3) int64: each row's input file (numbered), document offset and line, in row order; columnar, so
+        a side of millions of sentences needs no Python object per row."""
+        files: dict[str, int] = {}
+        blocks = []
         for table in self.tables:
-            cols = table.select(["source", "offset", "line", "part"]).to_pydict()
-            docs.extend(zip(cols["source"], cols["offset"]))
-            lines.extend(cols["line"])
-            parts.extend(cols["part"])
-        return docs, np.asarray(lines, dtype=np.int64), np.asarray(parts, dtype=np.int64)
+            source = table.column("source").combine_chunks().dictionary_encode()
+            file_ids = np.array([files.setdefault(v, len(files)) for v in source.dictionary.to_pylist()], np.int64)
+            blocks.append(np.stack([
+                file_ids[source.indices.to_numpy(zero_copy_only=False)] if len(file_ids) else np.zeros(0, np.int64),
+                table.column("offset").to_numpy().astype(np.int64),
+                table.column("line").to_numpy().astype(np.int64),
+            ], axis=1))
+        return np.concatenate(blocks) if blocks else np.zeros((0, 3), np.int64)
 
     def units(self, rows: np.ndarray) -> tuple[list, np.ndarray, np.ndarray]:
         """For each row: its document (source, offset), line and part (``mining.text.Segment``)."""

@@ -11,6 +11,7 @@ from mining.margin import knn_means, margin_scores
 from mining.mine import (
     MiningConfig,
     cosine_floor,
+    line_keys_of,
     mine,
     mine_from_knn,
     refill_neighbours,
@@ -197,7 +198,10 @@ def test_used_rows_counts_every_segment_of_a_used_line():
     lines = np.array([1, 1, 1, 1, 2])
     parts = np.array([-2, 0, 1, -1, -1])  # row 0: line 1 whole, rows 1-2 its sentences
     np.testing.assert_array_equal(used_rows(np.array([1]), 5), [False, True, False, False, False])
-    np.testing.assert_array_equal(used_rows(np.array([1]), 5, (docs, lines, parts)), [True, True, True, False, False])
+    keys = line_keys_of((docs, lines, parts))
+    np.testing.assert_array_equal(keys, [[0, 1], [0, 1], [0, 1], [1, 1], [0, 2]])
+    np.testing.assert_array_equal(used_rows(np.array([1]), 5, keys), [True, True, True, False, False])
+    np.testing.assert_array_equal(used_rows(np.array([3, 4]), 5, keys), [False, False, False, True, True])
 
 
 def _crowded_story(weak_translation: float = 0.6):
