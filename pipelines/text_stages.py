@@ -11,7 +11,7 @@ import apache_beam as beam
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from mining.languages import Language, code_by_lid_label
+from mining.languages import Language, code_by_lid_label, fold_aliases
 from mining.readers import Document, read_documents
 from mining.text import (
     WHOLE_MULTI_SENTENCE_LINE,
@@ -132,6 +132,7 @@ class SplitSentences(beam.PTransform):
 class _Identify(CountingDoFn):
     def __init__(self, config: TextConfig, languages: list[Language]):
         self.config = config
+        self.languages = languages
         self.code_by_label = code_by_lid_label(languages)
 
     def setup(self):
@@ -141,8 +142,9 @@ class _Identify(CountingDoFn):
         cfg = self.config
         text = clean_sentence(sentence.text)
         label, prob = self.lid.predict(text)
-        # the ranked list matters only below the threshold, for the document fallback (ranking costs more)
-        ranked = [(label, prob)] if prob >= cfg.lid_threshold else self.lid.rank(text)
+        # the ranked list matters only below the threshold, for aliases and the document fallback (ranking costs
+        # more); aliases of a requested language add their probability to it
+        ranked = [(label, prob)] if prob >= cfg.lid_threshold else fold_aliases(self.lid.rank(text), self.languages)
         label, prob, by_document = decide_language(
             ranked, cfg.lid_threshold, sentence.doc_lid_label, sentence.doc_lid_prob, cfg.doc_lid_threshold,
             cfg.lid_fallback_rank, cfg.lid_fallback_ratio,

@@ -11,7 +11,7 @@ from collections import Counter
 import pytest
 
 from conftest import REPO
-from mining.languages import code_by_lid_label, language_pairs, parse_language, parse_languages
+from mining.languages import code_by_lid_label, fold_aliases, language_pairs, parse_language, parse_languages
 from mining.readers import read_documents
 from mining.text import (
     LanguageIdentifier,
@@ -166,6 +166,14 @@ def test_lid_aliases_map_confused_varieties_unless_requested():
     label, _ = lid.predict("Saya tidak tahu apa yang terjadi.")  # Indonesian, labelled Malay
     assert label == "ms" and code_by_lid_label(parse_languages("id,en"))[label] == "id"
     assert code_by_lid_label(parse_languages("id,ms,en"))["ms"] == "ms"
+
+
+def test_fold_aliases_sums_a_requested_languages_labels():
+    ranked = [("ms", 0.45), ("id", 0.40), ("jv", 0.10), ("en", 0.05)]
+    assert fold_aliases(ranked, parse_languages("id,en")) == [("id", pytest.approx(0.85)), ("jv", 0.10), ("en", 0.05)]
+    assert fold_aliases(ranked, parse_languages("id,ms,en")) == ranked  # both requested: nothing folds
+    assert fold_aliases([("wuu", 0.3), ("ja", 0.35), ("zh", 0.3)], parse_languages("zh_Hans,en")) == [
+        ("zh", pytest.approx(0.6)), ("ja", 0.35)]
 
 
 def test_segment_modes():
