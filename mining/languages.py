@@ -7,6 +7,7 @@ model (py3langid) predicts.
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 # ISO 639-1 -> (ISO 639-3 codes that name it, default script). Languages the bundled LID model knows.
 _LANGUAGES: dict[str, tuple[tuple[str, ...], str]] = {
@@ -110,13 +111,19 @@ def code_by_lid_label(langs: list[Language]) -> dict[str, str]:
 def fold_aliases(ranked: list[tuple[str, float]], langs: list[Language]) -> list[tuple[str, float]]:
     """LID ranking with every alias folded into the requested language's own label, probabilities summed, best
     first: a sentence that py3langid finds 0.45 Malay and 0.40 Indonesian is 0.85 Indonesian in an id job."""
-    own = {lang.code: lang.lid_label for lang in langs}
-    code_by_label = code_by_lid_label(langs)
+    owner = _alias_owners(tuple(langs))
     folded: dict[str, float] = {}
     for label, prob in ranked:
-        key = own[code_by_label[label]] if label in code_by_label else label
+        key = owner.get(label, label)
         folded[key] = folded.get(key, 0.0) + prob
     return sorted(folded.items(), key=lambda kv: -kv[1])
+
+
+@functools.lru_cache(maxsize=8)
+def _alias_owners(langs: tuple[Language, ...]) -> dict[str, str]:
+    """LID label -> the own label of the requested language it counts as (built once per language set)."""
+    own = {lang.code: lang.lid_label for lang in langs}
+    return {label: own[code] for label, code in code_by_lid_label(list(langs)).items()}
 
 
 @dataclasses.dataclass(frozen=True)
