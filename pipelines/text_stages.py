@@ -11,7 +11,7 @@ import apache_beam as beam
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from mining.languages import Language, code_by_lid_label, fold_aliases
+from mining.languages import Language, close_varieties, code_by_lid_label, fold_aliases
 from mining.readers import Document, read_documents
 from mining.text import (
     WHOLE_MULTI_SENTENCE_LINE,
@@ -134,6 +134,7 @@ class _Identify(CountingDoFn):
         self.config = config
         self.languages = languages
         self.code_by_label = code_by_lid_label(languages)
+        self.varieties = close_varieties(languages)
 
     def setup(self):
         self.lid = shared_language_identifier()
@@ -142,12 +143,16 @@ class _Identify(CountingDoFn):
         cfg = self.config
         text = clean_sentence(sentence.text)
         label, prob = self.lid.predict(text)
-        # the ranked list matters only below the threshold, for aliases and the document fallback (ranking costs
-        # more); aliases of a requested language add their probability to it
-        ranked = [(label, prob)] if prob >= cfg.lid_threshold else fold_aliases(self.lid.rank(text), self.languages)
+        # close varieties of the document's language (Galician in a Portuguese page) are not trusted on their own
+        doubted = self.varieties.get(sentence.doc_lid_label, frozenset())
+        # the ranked list matters only below the threshold or for a doubted label, for aliases and the document
+        # fallback (ranking costs more); aliases of a requested language add their probability to it
+        ranked = ([(label, prob)] if prob >= cfg.lid_threshold and label not in doubted
+                  else fold_aliases(self.lid.rank(text), self.languages))
+        top = ranked[0][0]
         label, prob, by_document = decide_language(
             ranked, cfg.lid_threshold, sentence.doc_lid_label, sentence.doc_lid_prob, cfg.doc_lid_threshold,
-            cfg.lid_fallback_rank, cfg.lid_fallback_ratio,
+            cfg.lid_fallback_rank, cfg.lid_fallback_ratio, doubted,
         )
         code = self.code_by_label.get(label)
         if code is None:
@@ -158,6 +163,8 @@ class _Identify(CountingDoFn):
             self.count(f"languages/{code}/identified")
             if by_document:
                 self.count(f"languages/{code}/identified_by_document")
+                if top in doubted:
+                    self.count(f"languages/{code}/identified_over_close_variety")
             yield code, sentence._replace(lid_label=label, lid_prob=prob)
 
 

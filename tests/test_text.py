@@ -11,7 +11,14 @@ from collections import Counter
 import pytest
 
 from conftest import REPO
-from mining.languages import code_by_lid_label, fold_aliases, language_pairs, parse_language, parse_languages
+from mining.languages import (
+    close_varieties,
+    code_by_lid_label,
+    fold_aliases,
+    language_pairs,
+    parse_language,
+    parse_languages,
+)
 from mining.readers import read_documents
 from mining.text import (
     LanguageIdentifier,
@@ -194,3 +201,38 @@ def test_segment_modes():
     assert list(split_sentences(text)) == [s.text for s in split_segments(text)]
     with pytest.raises(ValueError, match="segment"):
         list(split_segments(text, "paragraph"))
+
+
+def test_close_varieties_yield_to_a_confident_document_of_the_requested_language():
+    from pipelines.config import TextConfig
+    from pipelines.text_stages import Sentence, _Identify
+
+    galician_looking = "A cidade costeira continuou a ser abalada por réplicas no sábado."  # NTREX-128, Portuguese
+    lid = LanguageIdentifier()
+    ranked = lid.rank(clean_sentence(galician_looking))
+    assert ranked[0][0] == "gl" and ranked[0][1] > 0.6 and ranked[1][0] == "pt"  # real py3langid output
+    # doubted only inside a confident Portuguese document
+    assert decide_language(ranked, 0.5, "pt", 0.99, 0.9, 5, 0.1, frozenset({"gl"}))[:3:2] == ("pt", True)
+    assert decide_language(ranked, 0.5, "pt", 0.8, 0.9, 5, 0.1, frozenset({"gl"}))[0] == "gl"
+    assert decide_language(ranked, 0.5, "pt", 0.99, 0.9, 5, 0.1)[0] == "gl"
+    # the document's language must still be among the sentence's ranks: a confident French quote stays French
+    french = lid.rank(clean_sentence("Il faut bien le faire."))
+    assert decide_language(french, 0.5, "de", 0.99, 0.9, 5, 0.1, frozenset({"fr"}))[0] == "fr"
+    # a variety another requested language owns is never doubted
+    assert close_varieties(parse_languages("pt,en"))["pt"] == frozenset({"gl"})
+    assert close_varieties(parse_languages("pt,gl,en"))["pt"] == frozenset()
+    assert close_varieties(parse_languages("cs,sk,en")) == {"cs": frozenset(), "sk": frozenset(), "en": frozenset()}
+
+    def identify(langs: str, doc_label: str, doc_prob: float) -> tuple[list, dict]:
+        stage = _Identify(TextConfig(), parse_languages(langs))
+        stage.setup()
+        stage.start_bundle()
+        sentence = Sentence(galician_looking, "u", "d", "s", 0, 0, doc_lid_label=doc_label, doc_lid_prob=doc_prob)
+        return [code for code, _ in stage.process(sentence)], dict(stage._counts)
+
+    codes, counts = identify("pt,en", "pt", 0.99)
+    assert codes == ["pt"] and counts == {"languages/pt/identified": 1, "languages/pt/identified_by_document": 1,
+                                          "languages/pt/identified_over_close_variety": 1}
+    assert identify("pt,en", "pt", 0.5) == ([], {"sentences/dropped/other_language": 1})  # unsure page: counted
+    assert identify("pt,gl,en", "pt", 0.99)[0] == ["gl"]  # Galician requested too: it stays Galician
+    assert identify("pt,en", "gl", 0.99) == ([], {"sentences/dropped/other_language": 1})  # a Galician page
