@@ -43,6 +43,9 @@ class MiningConfig:
     # quantile of the cosines of the pairs the first pass kept. Chosen on held-out news (README, "Measured figures").
     second_pass_neighbours: int = 16
     second_pass_floor: float = 0.05
+    # segment=auto mines a short line whole and as its sentences; a pair that uses one of those sentences instead
+    # of the line needs ``threshold + alternate_margin`` (``drop_weak_alternates``; README, "Measured figures").
+    alternate_margin: float = 0.05
 
     def __post_init__(self) -> None:
         if self.k < 1:
@@ -61,6 +64,8 @@ class MiningConfig:
             raise ValueError(f"second_pass_neighbours must be >= 0, got {self.second_pass_neighbours}")
         if not 0.0 <= self.second_pass_floor <= 1.0:
             raise ValueError(f"second_pass_floor is a quantile in [0, 1], got {self.second_pass_floor}")
+        if self.alternate_margin < 0:
+            raise ValueError(f"alternate_margin must be >= 0, got {self.alternate_margin}")
 
     @property
     def search_k(self) -> int:
@@ -249,6 +254,20 @@ def drop_overlaps(
     return filter_pairs(pairs, keep)
 
 
+def drop_weak_alternates(pairs: MinedPairs, src_parts: np.ndarray, tgt_parts: np.ndarray,
+                         threshold: float) -> MinedPairs:
+    """Pairs minus those that use an alternate sentence (a sentence of a line that segment=auto also mines whole,
+    ``mining.text.is_alternate``) on either side and score under ``threshold``. The whole line is the unit a
+    translated page aligns most often; its sentences are there for the lines whose translation splits or merges
+    them, and need stronger evidence than the line. On the news corpora of ``benchmarks/news_bucc.py`` the pairs
+    that used such a sentence were 110 right and 99 wrong, the wrong ones mostly just above the threshold (median
+    ratio margin 1.26 against 1.39; benchmarks/RESULTS.md); ``*_parts`` = ``Segment.part`` per pair."""
+    from mining.text import is_alternate
+
+    weak = (is_alternate(np.asarray(src_parts)) | is_alternate(np.asarray(tgt_parts))) & (pairs.score < threshold)
+    return filter_pairs(pairs, ~weak)
+
+
 def apply_threshold(pairs: MinedPairs, threshold: float, max_score: float | None = None) -> MinedPairs:
     keep = pairs.score >= threshold
     if max_score is not None:
@@ -345,9 +364,16 @@ def mine_from_knn(
     ``threshold`` (default ``config.threshold``), overlaps dropped when ``*_units`` (document key, line, part of
     every row) are given, then the second pass over the lines left unpaired."""
     threshold = config.threshold if threshold is None else threshold
-    first = apply_threshold(candidates_from_knn(fwd_knn, bwd_knn, config), threshold, config.max_score)
-    if src_units is not None:
-        first = drop_overlaps(first, _take_units(src_units, first.src), _take_units(tgt_units, first.tgt))
+
+    def without_overlaps(pairs: MinedPairs) -> MinedPairs:
+        if src_units is None:
+            return pairs
+        pairs = drop_weak_alternates(pairs, np.asarray(src_units[2])[pairs.src], np.asarray(tgt_units[2])[pairs.tgt],
+                                     threshold + config.alternate_margin)
+        return drop_overlaps(pairs, _take_units(src_units, pairs.src), _take_units(tgt_units, pairs.tgt))
+
+    first = without_overlaps(apply_threshold(candidates_from_knn(fwd_knn, bwd_knn, config), threshold,
+                                             config.max_score))
     floor = cosine_floor(first, config.second_pass_floor)
     if config.second_pass_neighbours == 0 or floor is None:
         return first
@@ -372,9 +398,8 @@ def mine_from_knn(
     new_tgt = np.concatenate([m for *_, m, _ in bwd2])
     forward = [shard_candidates(D, I, new_src[r : r + len(D)], new_tgt, config.margin, r) for D, I, _, r in fwd2]
     backward = [shard_candidates(D, I, new_tgt[r : r + len(D)], new_src, config.margin, r) for D, I, _, r in bwd2]
-    second = second_pass_select(select(forward, backward, config.retrieval), threshold, floor, config)
-    if src_units is not None:
-        second = drop_overlaps(second, _take_units(src_units, second.src), _take_units(tgt_units, second.tgt))
+    second = without_overlaps(second_pass_select(select(forward, backward, config.retrieval), threshold, floor,
+                                                 config))
     return concat_pairs(first, second)
 
 

@@ -45,15 +45,23 @@ _LOWER_ABBREVIATIONS = frozenset(
 SEGMENT_MODES = ("sentence", "line", "auto")
 
 # What a segment is (``Segment.part``): a whole line that is one sentence; a whole line of several sentences; or
-# the k-th sentence (k >= 0) of a line. Only the last two overlap (a line and its own sentences).
+# the k-th sentence of a line: k (k >= 0) when the line is split only, ALTERNATE_SENTENCE + k when the line is also
+# a unit whole (segment=auto), so the sentence is an alternative to it. Only the last three overlap (a line and its
+# own sentences).
 WHOLE_LINE = -1
 WHOLE_MULTI_SENTENCE_LINE = -2
+ALTERNATE_SENTENCE = 1 << 14  # fits the int16 metadata column with any index below it; larger indexes are clamped
+
+
+def is_alternate(part):
+    """True (elementwise for arrays) for a sentence of a line that is also a unit whole."""
+    return part >= ALTERNATE_SENTENCE
 
 
 class Segment(NamedTuple):
     text: str
     line: int  # index of the (non-empty) line in the text
-    part: int  # WHOLE_LINE, WHOLE_MULTI_SENTENCE_LINE, or the sentence's index in its line
+    part: int  # WHOLE_LINE, WHOLE_MULTI_SENTENCE_LINE, or the sentence's index in its line (+ ALTERNATE_SENTENCE)
 
 
 def split_segments(text: str, segment: str = "sentence", auto_max_sentences: int = 2) -> Iterator[Segment]:
@@ -79,9 +87,12 @@ def split_segments(text: str, segment: str = "sentence", auto_max_sentences: int
             if len(sentences) == 1:
                 yield Segment(sentences[0], number, WHOLE_LINE)
             else:
+                base = 0
                 if segment == "auto" and len(sentences) <= auto_max_sentences:
                     yield Segment(line, number, WHOLE_MULTI_SENTENCE_LINE)
-                yield from (Segment(sentence, number, k) for k, sentence in enumerate(sentences))
+                    base = ALTERNATE_SENTENCE
+                yield from (Segment(sentence, number, base + min(k, ALTERNATE_SENTENCE - 1))
+                            for k, sentence in enumerate(sentences))
         number += 1
 
 

@@ -41,6 +41,9 @@ def _mine_parser(sub) -> None:
     p.add_argument("--second-pass-neighbours", type=int, metavar="N",
                    help="neighbours searched beyond k for the second pass over what the first leaves unpaired "
                         "(default 16; 0 turns the second pass off)")
+    p.add_argument("--alternate-margin", type=float, metavar="M",
+                   help="with --segment auto, a pair using a sentence of a line also mined whole needs threshold + M "
+                        "(default 0.05)")
     p.add_argument("--shard-size", type=int, help="sentences per embedding shard")
     p.add_argument("--segment", choices=["auto", "sentence", "line"],
                    help="mining units: auto (default: a line of at most 2 sentences whole and as its sentences, "
@@ -151,7 +154,7 @@ def _run_mine(args, beam_args: list[str]) -> int:
             "threshold_mode": "auto" if args.threshold == "auto" else None,
             "calibration_gold": args.calibration_gold,
             "margin": args.margin, "retrieval": args.retrieval, "k": args.k,
-            "second_pass_neighbours": args.second_pass_neighbours,
+            "second_pass_neighbours": args.second_pass_neighbours, "alternate_margin": args.alternate_margin,
         },
         "index": {"kind": args.index, "nprobe": args.nprobe},
         "top": {"shard_size": args.shard_size},

@@ -77,7 +77,7 @@ class _Embed(CountingDoFn):
         (lang, shard_id), sentences = element
         sentences = sorted(sentences, key=_provenance_key)
         # the shard's name carries a digest of its content and encoder: a rerun on the same data reuses it
-        h = hashlib.sha1(self.config.encoder.encode() + b"|meta-v2")  # v2: segment line/part columns
+        h = hashlib.sha1(self.config.encoder.encode() + b"|meta-v3")  # v3: alternate sentences' part
         for s in sentences:
             h.update(s.text.encode("utf-8") + b"\0")
         base = storage.join(self.work_dir, "embeddings", lang, f"shard-{shard_id:05d}-{h.hexdigest()[:16]}")
@@ -458,8 +458,7 @@ class _SelectPair(CountingDoFn):
         tgt_meta = _ShardRows(list(indexes[tgt_lang].shards))
         threshold, info = self._threshold(name, selected, src_meta, tgt_meta)
         pairs = apply_threshold(selected, threshold, self.config.max_score)
-        pairs, overlapping = _without_overlaps(pairs, src_meta, tgt_meta)
-        self.count(f"overlaps/{name}/dropped", overlapping)
+        pairs = _without_overlaps(pairs, src_meta, tgt_meta, threshold + self.config.alternate_margin, self, name)
         self.count(f"first_pass/{name}", len(pairs))
         floor = cosine_floor(pairs, self.config.second_pass_floor) if self.config.second_pass_neighbours else None
         removed_src = removed_tgt = None
@@ -497,15 +496,24 @@ class _SelectPair(CountingDoFn):
         return threshold, info
 
 
-def _without_overlaps(pairs, src_meta: _ShardRows, tgt_meta: _ShardRows):
-    """Pairs minus those that reuse text a better pair already aligned (segment=auto gives short lines both whole
-    and as sentences; ``mining.mine.drop_overlaps``). Returns ``(pairs, number dropped)``."""
-    from mining.mine import drop_overlaps
+def _without_overlaps(pairs, src_meta: _ShardRows, tgt_meta: _ShardRows, alternate_threshold: float,
+                      counter: CountingDoFn, name: str):
+    """Pairs minus those that use a sentence of a line also mined whole under ``alternate_threshold``
+    (``mining.mine.drop_weak_alternates``), then minus those that reuse text a better pair already aligned
+    (segment=auto gives short lines both whole and as sentences; ``mining.mine.drop_overlaps``); both counted
+    under ``overlaps.<pair>`` in report.json."""
+    from mining.mine import drop_overlaps, drop_weak_alternates
 
     if not len(pairs):
-        return pairs, 0
-    kept = drop_overlaps(pairs, src_meta.units(pairs.src), tgt_meta.units(pairs.tgt))
-    return kept, len(pairs) - len(kept)
+        return pairs
+    src_units, tgt_units = src_meta.units(pairs.src), tgt_meta.units(pairs.tgt)
+    kept = drop_weak_alternates(pairs, src_units[2], tgt_units[2], alternate_threshold)
+    counter.count(f"overlaps/{name}/weak_alternates", len(pairs) - len(kept))
+    if len(kept) < len(pairs):
+        src_units, tgt_units = src_meta.units(kept.src), tgt_meta.units(kept.tgt)
+    final = drop_overlaps(kept, src_units, tgt_units)
+    counter.count(f"overlaps/{name}/dropped", len(kept) - len(final))
+    return final
 
 
 def _read_gold_pairs(path: str) -> set[tuple[str, str]]:
@@ -633,8 +641,8 @@ class _FinishPair(CountingDoFn):
         if fp.floor is not None and blocks:
             second = select([c for d, c in blocks if d == "fwd"], [c for d, c in blocks if d == "bwd"],
                             self.config.retrieval)
-            second, _ = _without_overlaps(second_pass_select(second, fp.threshold, fp.floor, self.config),
-                                          src_meta, tgt_meta)
+            second = _without_overlaps(second_pass_select(second, fp.threshold, fp.floor, self.config), src_meta,
+                                       tgt_meta, fp.threshold + self.config.alternate_margin, self, name)
             self.count(f"second_pass/{name}", len(second))
             pairs = concat_pairs(pairs, second)
         self.count(f"pairs/{name}", len(pairs))

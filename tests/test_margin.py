@@ -21,6 +21,7 @@ from mining.mine import (
     used_rows,
 )
 from mining.select import greedy_one_to_one, greedy_one_to_one_loop
+from mining.text import ALTERNATE_SENTENCE
 
 
 def test_ratio_margin_3x3_by_hand():
@@ -150,8 +151,9 @@ def test_drop_overlaps_keeps_one_alignment_per_text():
 
     # source: doc A line 0 = whole two-sentence line (row 0) and its sentences (rows 1, 2); doc A line 1 (row 3)
     # target: doc B line 0 whole (row 0) and its sentences (rows 1, 2); doc B line 1 (row 3)
-    src_units = ([("A", 0)] * 4, np.array([0, 0, 0, 1]), np.array([-2, 0, 1, -1]))
-    tgt_units = ([("B", 0)] * 4, np.array([0, 0, 0, 1]), np.array([-2, 0, 1, -1]))
+    alt = ALTERNATE_SENTENCE  # the sentences of a line also mined whole (segment=auto)
+    src_units = ([("A", 0)] * 4, np.array([0, 0, 0, 1]), np.array([-2, alt, alt + 1, -1]))
+    tgt_units = ([("B", 0)] * 4, np.array([0, 0, 0, 1]), np.array([-2, alt, alt + 1, -1]))
 
     def run(src, tgt, score):
         pairs = MinedPairs(np.array(src), np.array(tgt), np.array(score, np.float32), np.zeros(len(src), np.float32))
@@ -164,6 +166,35 @@ def test_drop_overlaps_keeps_one_alignment_per_text():
     assert run([0, 1, 2], [0, 1, 2], [1.3, 1.5, 1.25]) == [(1, 1), (2, 2)]
     # a whole line against a single-sentence line, and a sentence of that whole line elsewhere
     assert run([0, 1], [3, 1], [1.4, 1.3]) == [(0, 3)]
+
+
+def test_weak_alternates_need_the_extra_margin():
+    from mining.mine import MinedPairs, drop_overlaps, drop_weak_alternates
+
+    alt = ALTERNATE_SENTENCE
+    # source rows: 0 = a two-sentence line mined whole, 1 and 2 its sentences, 3 a sentence of a longer paragraph
+    # (split only: not an alternate); target rows 0-3 are one-sentence lines
+    src_parts, tgt_parts = np.array([-2, alt, alt + 1, 0]), np.array([-1, -1, -1, -1])
+    pairs = MinedPairs(np.array([1, 0, 2, 3]), np.array([0, 1, 2, 3]), np.array([1.22, 1.21, 1.30, 1.21], np.float32),
+                       np.zeros(4, np.float32))
+    kept = drop_weak_alternates(pairs, src_parts[pairs.src], tgt_parts[pairs.tgt], 1.25)
+    # the sentence pair at 1.22 < 1.25 goes; the one at 1.30 stays; whole lines and split-only sentences need 1.2
+    assert sorted(zip(kept.src.tolist(), kept.tgt.tolist())) == [(0, 1), (2, 2), (3, 3)]
+    assert len(drop_weak_alternates(pairs, src_parts[pairs.src], tgt_parts[pairs.tgt], 1.2)) == 4
+    # an alternate on the target side counts the same
+    flipped = MinedPairs(pairs.tgt, pairs.src, pairs.score, pairs.cosine)
+    assert len(drop_weak_alternates(flipped, tgt_parts[flipped.src], src_parts[flipped.tgt], 1.25)) == 3
+    # without the margin, the 1.22 sentence pair claims line 0 first and the whole line's pair at 1.21 is lost
+    units = ([("A", 0)] * 4, np.array([0, 0, 0, 1]), src_parts)
+    tgt_units = ([("B", i) for i in range(4)], np.zeros(4, np.int64), tgt_parts)
+    take = lambda u, rows: ([u[0][r] for r in rows], u[1][rows], u[2][rows])  # noqa: E731
+    two = MinedPairs(np.array([1, 0]), np.array([0, 1]), np.array([1.22, 1.21], np.float32), np.zeros(2, np.float32))
+    plain = drop_overlaps(two, take(units, two.src), take(tgt_units, two.tgt))
+    assert plain.src.tolist() == [1]
+    strict = drop_weak_alternates(two, src_parts[two.src], tgt_parts[two.tgt], 1.25)
+    assert drop_overlaps(strict, take(units, strict.src), take(tgt_units, strict.tgt)).src.tolist() == [0]
+    with pytest.raises(ValueError, match="alternate_margin"):
+        MiningConfig(alternate_margin=-0.1)
 
 
 def test_exact_knn_both_on_cuda_matches_cpu():

@@ -21,9 +21,11 @@ from mining.languages import (
 )
 from mining.readers import read_documents
 from mining.text import (
+    ALTERNATE_SENTENCE,
     LanguageIdentifier,
     clean_sentence,
     decide_language,
+    is_alternate,
     normalise_for_dedup,
     split_segments,
     split_sentences,
@@ -192,11 +194,15 @@ def test_segment_modes():
         ("Erstens regnet es.", 2, 0), ("Zweitens ist es kalt.", 2, 1), ("Drittens ist der Bus weg.", 2, 2)]
     assert [s.text for s in split_segments(text, "line")] == text.split("\n")
     assert {s.part for s in split_segments(text, "line")} == {-1}
-    # auto: a line of <= 2 sentences whole (part -2) and as its sentences; longer paragraphs split only
+    # auto: a line of <= 2 sentences whole (part -2) and as its sentences, which are alternates to it; longer
+    # paragraphs split only
+    alt = ALTERNATE_SENTENCE
     assert [(s.text, s.part) for s in split_segments(text, "auto")] == [
-        ("Der Zug fährt um sieben Uhr ab. Er ist oft voll.", -2), ("Der Zug fährt um sieben Uhr ab.", 0),
-        ("Er ist oft voll.", 1), ("Ein einzelner Satz steht hier.", -1),
+        ("Der Zug fährt um sieben Uhr ab. Er ist oft voll.", -2), ("Der Zug fährt um sieben Uhr ab.", alt),
+        ("Er ist oft voll.", alt + 1), ("Ein einzelner Satz steht hier.", -1),
         ("Erstens regnet es.", 0), ("Zweitens ist es kalt.", 1), ("Drittens ist der Bus weg.", 2)]
+    assert [is_alternate(s.part) for s in split_segments(text, "auto")] == [False, True, True] + [False] * 4
+    assert not any(is_alternate(s.part) for s in split_segments(text, "sentence"))
     assert sum(s.part == -2 for s in split_segments(text, "auto", auto_max_sentences=3)) == 2
     assert list(split_sentences(text)) == [s.text for s in split_segments(text)]
     with pytest.raises(ValueError, match="segment"):
