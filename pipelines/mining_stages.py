@@ -506,12 +506,10 @@ def _without_overlaps(pairs, src_meta: _ShardRows, tgt_meta: _ShardRows, alterna
 
     if not len(pairs):
         return pairs
-    src_units, tgt_units = src_meta.units(pairs.src), tgt_meta.units(pairs.tgt)
-    kept = drop_weak_alternates(pairs, src_units[2], tgt_units[2], alternate_threshold)
+    kept = drop_weak_alternates(pairs, np.asarray(src_meta.take(pairs.src, ("part",))["part"]),
+                                np.asarray(tgt_meta.take(pairs.tgt, ("part",))["part"]), alternate_threshold)
     counter.count(f"overlaps/{name}/weak_alternates", len(pairs) - len(kept))
-    if len(kept) < len(pairs):
-        src_units, tgt_units = src_meta.units(kept.src), tgt_meta.units(kept.tgt)
-    final = drop_overlaps(kept, src_units, tgt_units)
+    final = drop_overlaps(kept, src_meta.units(kept.src), tgt_meta.units(kept.tgt))
     counter.count(f"overlaps/{name}/dropped", len(kept) - len(final))
     return final
 
