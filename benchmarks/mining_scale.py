@@ -62,8 +62,8 @@ def make_data(n: int, work: str, seed: int = 0) -> tuple[list[str], list[str], i
 
 
 def run_one(n: int, work: str, reference: bool, nprobe: int) -> dict:
-    from mining.index import IndexConfig, factory_string
-    from mining.mine import MiningConfig, mine, mine_indexed
+    from parabeam.mining.index import IndexConfig, factory_string
+    from parabeam.mining.mine import MiningConfig, mine, mine_indexed
 
     started = time.perf_counter()
     src_files, tgt_files, n_planted = make_data(n, work)

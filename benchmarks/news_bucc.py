@@ -130,7 +130,7 @@ class SegmentScorer:
     or case); recall counts gold lines with at least one correct pair."""
 
     def __init__(self, gold_texts: set[tuple[str, str]]):
-        from mining.text import normalise_for_dedup, split_sentences
+        from parabeam.mining.text import normalise_for_dedup, split_sentences
 
         self.norm = normalise_for_dedup
         self.n_gold = len(gold_texts)
@@ -176,7 +176,7 @@ class SegmentScorer:
 
 def baseline_f1(corpus_dir: str, encoder, scorer: SegmentScorer) -> dict:
     """The plain miner on the gold-aligned lines (the BUCC files): F1 at the oracle threshold and at 1.2."""
-    from encoders.evaluate import read_bucc_sentences
+    from parabeam.encoders.evaluate import read_bucc_sentences
 
     _, src_texts = read_bucc_sentences(f"{corpus_dir}/src.tsv")
     _, tgt_texts = read_bucc_sentences(f"{corpus_dir}/tgt.tsv")
@@ -213,7 +213,7 @@ def parabeam_f1(lang: str, corpus_dir: str, scorer: SegmentScorer, gold_texts: s
     out = f"{corpus_dir}/out"
     shutil.rmtree(out, ignore_errors=True)  # a cold run: no embedding shards reused from an earlier one
     started = time.time()
-    cmd = [sys.executable, "-m", "pipelines.cli", "mine", "--input", f"{corpus_dir}/src.warc.wet.gz",
+    cmd = [sys.executable, "-m", "parabeam.pipelines.cli", "mine", "--input", f"{corpus_dir}/src.warc.wet.gz",
            "--input", f"{corpus_dir}/tgt.warc.wet.gz", "--langs", f"{lang},en", "--output", out]
     cmd += ["--segment", segment] if segment else []
     cmd += shlex.split(mine_args)
@@ -244,7 +244,7 @@ def main() -> None:
     ap.add_argument("--segment", default="", help="parabeam mine --segment (default: the CLI's default)")
     ap.add_argument("--mine-args", default="", help="more parabeam mine arguments, e.g. '--second-pass-neighbours 0'")
     args = ap.parse_args()
-    from encoders.registry import load_encoder
+    from parabeam.encoders.registry import load_encoder
 
     encoder = load_encoder("default")
     for lang in args.langs.split(","):

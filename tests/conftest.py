@@ -18,7 +18,7 @@ def shared_path(*parts: str) -> str:
 
 @pytest.fixture(scope="session")
 def default_encoder():
-    from encoders.registry import load_encoder
+    from parabeam.encoders.registry import load_encoder
 
     return load_encoder("default", device="cpu")
 

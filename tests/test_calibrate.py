@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mining.calibrate import threshold_from_gold, threshold_from_scores
+from parabeam.mining.calibrate import threshold_from_gold, threshold_from_scores
 
 
 def test_gold_threshold_by_hand():

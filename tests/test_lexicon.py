@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from encoders.lexicon import ibm1, induce_lexicon, words
-from encoders.train import Pair, lexicon_pairs
+from parabeam.encoders.lexicon import ibm1, induce_lexicon, words
+from parabeam.encoders.train import Pair, lexicon_pairs
 
 
 def test_words_strip_punctuation_and_drop_numbers_in_any_script():
@@ -56,7 +56,7 @@ def test_lexicon_pairs_only_for_languages_with_enough_data():
 def test_distill_with_a_lexicon_trains_on_the_word_pairs(tmp_path):
     pytest.importorskip("transformers")
     from conftest import make_tiny_bert
-    from encoders.train import config_from_dict, train
+    from parabeam.encoders.train import config_from_dict, train
 
     rng = np.random.default_rng(1)
     letters = "abcdefghij"

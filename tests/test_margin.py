@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from conftest import unit_vectors
-from mining.knn import exact_knn, exact_knn_both, knn_bruteforce, knn_sharded, merge_topk
-from mining.margin import knn_means, margin_scores
-from mining.mine import (
+from parabeam.mining.knn import exact_knn, exact_knn_both, knn_bruteforce, knn_sharded, merge_topk
+from parabeam.mining.margin import knn_means, margin_scores
+from parabeam.mining.mine import (
     MiningConfig,
     cosine_floor,
     line_keys_of,
@@ -20,8 +20,8 @@ from mining.mine import (
     search_both,
     used_rows,
 )
-from mining.select import greedy_one_to_one, greedy_one_to_one_loop
-from mining.text import ALTERNATE_SENTENCE
+from parabeam.mining.select import greedy_one_to_one, greedy_one_to_one_loop
+from parabeam.mining.text import ALTERNATE_SENTENCE
 
 
 def test_ratio_margin_3x3_by_hand():
@@ -119,22 +119,25 @@ def test_config_rejects_bad_values():
 
 
 def test_exact_knn_blocks_and_ties():
+    # small integer vectors: every inner product is an exact integer in float32 whatever the BLAS, so equal
+    # similarities are exact ties by construction (unit vectors tie only up to rounding, which BLAS builds differ in)
     rng = np.random.default_rng(4)
-    database = unit_vectors(rng, 50, 16)
+    database = rng.integers(-3, 4, (50, 16)).astype(np.float32)
     database[[7, 20, 33, 41]] = database[3]  # five copies of one vector, spread over blocks of 6
-    queries = np.concatenate([database[3:4], unit_vectors(rng, 20, 16)])
+    queries = np.concatenate([database[3:4], rng.integers(-3, 4, (20, 16)).astype(np.float32)])
     D_ref, I_ref = knn_bruteforce(queries, database, 4)
     D, I = exact_knn(queries, database, 4, query_block=5, database_block=6)
     np.testing.assert_array_equal(I, I_ref)
     np.testing.assert_array_equal(I[0], [3, 7, 20, 33])  # equal similarities: smaller ids first
-    np.testing.assert_allclose(D, D_ref, atol=1e-5)
+    np.testing.assert_array_equal(D, D_ref)
     D, I = exact_knn(queries[:2], database[:2], 4)  # fewer rows than k
     assert (I[:, 2:] == -1).all() and np.isneginf(D[:, 2:]).all()
 
 
 def test_exact_knn_both_directions_from_one_pass():
     rng = np.random.default_rng(5)
-    queries, database = unit_vectors(rng, 37, 16), unit_vectors(rng, 53, 16)
+    # integer vectors: exact ties by construction (see test_exact_knn_blocks_and_ties)
+    queries, database = (rng.integers(-3, 4, (n, 16)).astype(np.float32) for n in (37, 53))
     database[[10, 30]] = queries[2]  # a tie in both directions
     (D_f, I_f), (D_b, I_b) = exact_knn_both(queries, database, 4, query_block=8, database_block=11)
     D_ref, I_ref = knn_bruteforce(queries, database, 4)
@@ -147,7 +150,7 @@ def test_exact_knn_both_directions_from_one_pass():
 
 
 def test_drop_overlaps_keeps_one_alignment_per_text():
-    from mining.mine import MinedPairs, drop_overlaps
+    from parabeam.mining.mine import MinedPairs, drop_overlaps
 
     # source: doc A line 0 = whole two-sentence line (row 0) and its sentences (rows 1, 2); doc A line 1 (row 3)
     # target: doc B line 0 whole (row 0) and its sentences (rows 1, 2); doc B line 1 (row 3)
@@ -169,7 +172,7 @@ def test_drop_overlaps_keeps_one_alignment_per_text():
 
 
 def test_weak_alternates_need_the_extra_margin():
-    from mining.mine import MinedPairs, drop_overlaps, drop_weak_alternates
+    from parabeam.mining.mine import MinedPairs, drop_overlaps, drop_weak_alternates
 
     alt = ALTERNATE_SENTENCE
     # source rows: 0 = a two-sentence line mined whole, 1 and 2 its sentences, 3 a sentence of a longer paragraph

@@ -12,8 +12,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import REPO
-from mining.bitext import BITEXT_SCHEMA, REQUIRED_COLUMNS
-from pipelines.cli import main
+from parabeam.mining.bitext import BITEXT_SCHEMA, REQUIRED_COLUMNS
+from parabeam.pipelines.cli import main
 
 SAMPLE = os.path.join(REPO, "sample")
 BEAM_ARGS = ["--runner=FnApiRunner"]
@@ -74,7 +74,7 @@ def test_report_counts(sample_run):
 
 
 def test_write_then_read_schema(tmp_path):
-    from mining.bitext import parquet_bytes_to_table, table_to_parquet_bytes
+    from parabeam.mining.bitext import parquet_bytes_to_table, table_to_parquet_bytes
 
     table = BITEXT_SCHEMA.empty_table()
     assert parquet_bytes_to_table(table_to_parquet_bytes(table)).schema.equals(BITEXT_SCHEMA)
@@ -128,7 +128,7 @@ def _assert_pairs_equal_library(out: str, src: str, tgt: str, config=None) -> No
     knn per direction) on the stored embeddings."""
     import glob
 
-    from mining.mine import MiningConfig, mine_from_knn, search_both
+    from parabeam.mining.mine import MiningConfig, mine_from_knn, search_both
 
     config = config or MiningConfig()
 
@@ -175,15 +175,15 @@ def test_second_pass_in_the_pipeline(tmp_path, monkeypatch):
     # the first pass misses German 1 - English 1, whose neighbourhoods hold pair 0; the second pass finds it
     from test_margin import _crowded_story
 
-    from mining.mine import MiningConfig
-    from mining.text import clean_sentence
+    from parabeam.mining.mine import MiningConfig
+    from parabeam.mining.text import clean_sentence
 
     with open(os.path.join(SAMPLE, "gold.tsv"), encoding="utf-8") as f:
         rows = [r for r in csv.DictReader(f, delimiter="\t") if (r["src_lang"], r["tgt_lang"]) == ("en", "de")]
     german, english = [r["tgt_text"] for r in rows[:20]], [r["src_text"] for r in rows[:20]]
     x, y = _crowded_story()
     vectors = {clean_sentence(t): v for t, v in [*zip(german, x), *zip(english, y)]}
-    monkeypatch.setattr("encoders.registry.load_encoder", lambda spec, **kwargs: _TableEncoder(vectors))
+    monkeypatch.setattr("parabeam.encoders.registry.load_encoder", lambda spec, **kwargs: _TableEncoder(vectors))
     corpus = tmp_path / "docs.jsonl"
     corpus.write_text("".join(json.dumps({"raw_content": "\n".join(lines), "url": f"https://{lang}.example.org/",
                                           "digest": lang}) + "\n"
@@ -218,7 +218,7 @@ def test_threshold_calibrated_from_gold_pairs(tmp_path):
 def test_cpu_threads_follow_the_runner():
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    from pipelines.config import cpu_threads_for_runner
+    from parabeam.pipelines.config import cpu_threads_for_runner
 
     local = ["--runner=DirectRunner", "--direct_running_mode=multi_processing"]
     assert cpu_threads_for_runner(PipelineOptions([*local, "--direct_num_workers=2"]), cores=2) == 1

@@ -16,7 +16,7 @@ import pyarrow.dataset as ds
 import pytest
 
 from conftest import REPO
-from pipelines.cli import main
+from parabeam.pipelines.cli import main
 
 SAMPLE = os.path.join(REPO, "sample")
 LANGS = "de,en,zh"
@@ -151,16 +151,16 @@ def test_s3_input_and_output_on_portable_workers(direct_run, s3_server, portable
     assert got == report
 
 
-MINE_PRESETS = sorted(f for f in os.listdir(os.path.join(REPO, "conf")) if f != "distill.yaml")  # distill: training
+MINE_PRESETS = sorted(f for f in os.listdir(os.path.join(REPO, "parabeam", "conf")) if f != "distill.yaml")  # distill: training
 
 
 @pytest.mark.parametrize("preset", MINE_PRESETS)
 def test_every_preset_loads_and_parses_as_pipeline_options(preset):
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    from pipelines.config import beam_args_from_config, load_config
+    from parabeam.pipelines.config import beam_args_from_config, load_config
 
-    path = os.path.join(REPO, "conf", preset)
+    path = os.path.join(REPO, "parabeam", "conf", preset)
     config = load_config(path)
     options = PipelineOptions(beam_args_from_config(path)).get_all_options(retain_unknown_options=True)
     assert options["runner"]
@@ -180,11 +180,11 @@ def test_resource_hints_reach_the_pipeline_graph(tmp_path):
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    from mining.languages import parse_languages
-    from pipelines.config import load_config
-    from pipelines.mine import build_pipeline
+    from parabeam.mining.languages import parse_languages
+    from parabeam.pipelines.config import load_config
+    from parabeam.pipelines.mine import build_pipeline
 
-    config = load_config(os.path.join(REPO, "conf", "dataflow.yaml"))
+    config = load_config(os.path.join(REPO, "parabeam", "conf", "dataflow.yaml"))
     p = beam.Pipeline(options=PipelineOptions(["--runner=DirectRunner"]))
     langs = parse_languages("de,en")
     build_pipeline(p, paths=[f"{SAMPLE}/sample.jsonl.gz"], languages=langs, pairs=[(langs[0], langs[1])],

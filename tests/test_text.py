@@ -11,7 +11,7 @@ from collections import Counter
 import pytest
 
 from conftest import REPO
-from mining.languages import (
+from parabeam.mining.languages import (
     close_varieties,
     code_by_lid_label,
     fold_aliases,
@@ -19,8 +19,8 @@ from mining.languages import (
     parse_language,
     parse_languages,
 )
-from mining.readers import read_documents
-from mining.text import (
+from parabeam.mining.readers import read_documents
+from parabeam.mining.text import (
     ALTERNATE_SENTENCE,
     LanguageIdentifier,
     clean_sentence,
@@ -210,8 +210,8 @@ def test_segment_modes():
 
 
 def test_close_varieties_yield_to_a_confident_document_of_the_requested_language():
-    from pipelines.config import TextConfig
-    from pipelines.text_stages import Sentence, _Identify
+    from parabeam.pipelines.config import TextConfig
+    from parabeam.pipelines.text_stages import Sentence, _Identify
 
     galician_looking = "A cidade costeira continuou a ser abalada por réplicas no sábado."  # NTREX-128, Portuguese
     lid = LanguageIdentifier()

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO, make_tiny_bert
-from encoders.train import Pair, batches_without_duplicates, config_from_dict, ranking_loss, train
+from parabeam.encoders.train import Pair, batches_without_duplicates, config_from_dict, ranking_loss, train
 
 SAMPLE = os.path.join(REPO, "sample")
 
@@ -51,7 +51,7 @@ def test_vocabulary_extension_leaves_covered_languages_alone(default_encoder):
     import sentencepiece as spm
     import torch
 
-    from encoders.registry import load_encoder
+    from parabeam.encoders.registry import load_encoder
 
     greek = ["Η γάτα κοιμάται στον καναπέ.", "Ο σκύλος τρέχει στο πάρκο κάθε πρωί.",
              "Τα παιδιά διαβάζουν βιβλία στη βιβλιοθήκη.", "Η πόλη είναι όμορφη το καλοκαίρι."] * 50
@@ -98,7 +98,7 @@ def _cipher_source(tmp_path) -> dict:
 
 def test_translation_ranking_learns_and_writes_a_loadable_encoder(tmp_path):
     pytest.importorskip("transformers")
-    from encoders.registry import load_encoder
+    from parabeam.encoders.registry import load_encoder
 
     corpus = _cipher_corpus(tmp_path)
     model = make_tiny_bert(str(tmp_path / "tiny"), corpus, vocab_size=120, hidden=32)
@@ -132,7 +132,7 @@ def test_training_resumes_from_its_checkpoint(tmp_path):
     fresh = train(config_from_dict({**data, "epochs": 2}), str(tmp_path / "fresh"))
     # resumed == uninterrupted: same data order and optimiser state, so the same weights
     assert fresh["steps"] == 8
-    from encoders.registry import load_encoder
+    from parabeam.encoders.registry import load_encoder
 
     x = load_encoder(out, device="cpu").encode(["w1 w2 w3 w4", "z7 z14 z21 z28"])
     y = load_encoder(str(tmp_path / "fresh"), device="cpu").encode(["w1 w2 w3 w4", "z7 z14 z21 z28"])
@@ -160,7 +160,7 @@ def test_config_errors_are_clear(tmp_path):
 def test_distill_config_in_conf_is_valid():
     import yaml
 
-    config = config_from_dict(yaml.safe_load(open(os.path.join(REPO, "conf", "distill.yaml"))))
+    config = config_from_dict(yaml.safe_load(open(os.path.join(REPO, "parabeam", "conf", "distill.yaml"))))
     assert config.method == "distill" and config.max_minutes <= 50
     big = 10**9
 
@@ -182,7 +182,7 @@ def test_mine_train_mine_loop_on_the_sample(tmp_path):
 
     import pyarrow.dataset as ds
 
-    from pipelines.cli import main
+    from parabeam.pipelines.cli import main
 
     first, second, model = str(tmp_path / "mine1"), str(tmp_path / "mine2"), str(tmp_path / "model")
     args = ["--input", f"{SAMPLE}/*.gz", "--langs", "de,en,fr", "--runner=FnApiRunner"]
@@ -225,7 +225,7 @@ def test_cli_training_shows_progress_without_verbose(tmp_path, caplog):
     pytest.importorskip("transformers")
     import logging
 
-    from pipelines.cli import main
+    from parabeam.pipelines.cli import main
 
     corpus = _cipher_corpus(tmp_path, n=48)
     model = make_tiny_bert(str(tmp_path / "tiny"), corpus, vocab_size=120, hidden=32)
@@ -251,7 +251,7 @@ def test_merge_weights_by_hand():
     model = torch.nn.Linear(2, 3, bias=False)
     with torch.no_grad():
         model.weight.copy_(torch.tensor([[1.0, 1.0], [2.0, 2.0], [3.0, 3.0]]))
-    from encoders.train import merge_weights
+    from parabeam.encoders.train import merge_weights
 
     initial = {"weight": torch.zeros(3, 2)}
     assert merge_weights(model, initial, 0.5, {"weight": torch.tensor([True, False, True])}) == 4
@@ -265,7 +265,7 @@ def test_merge_moves_only_the_rows_the_named_languages_use(tmp_path):
     import torch
     from transformers import AutoModel
 
-    from encoders.registry import load_encoder
+    from parabeam.encoders.registry import load_encoder
 
     corpus = _cipher_corpus(tmp_path, n=40)
     model = make_tiny_bert(str(tmp_path / "tiny"), corpus, vocab_size=120, hidden=32)
@@ -302,7 +302,7 @@ def test_merge_moves_only_the_rows_the_named_languages_use(tmp_path):
 
 def test_distill_anchor_langs_trains_the_pivot_side_of_named_languages_only(tmp_path, monkeypatch):
     pytest.importorskip("transformers")
-    from encoders.hf import HFEncoder
+    from parabeam.encoders.hf import HFEncoder
 
     corpus = _cipher_corpus(tmp_path, n=40)
     model = make_tiny_bert(str(tmp_path / "tiny"), corpus, vocab_size=120, hidden=32)
@@ -335,7 +335,7 @@ def test_distill_anchor_langs_trains_the_pivot_side_of_named_languages_only(tmp_
 def test_distill_loss_by_hand():
     import torch
 
-    from encoders.train import distill_loss
+    from parabeam.encoders.train import distill_loss
 
     vectors = {"s1": [1.0, 0.0], "t1": [0.0, 1.0], "s2": [0.5, 0.5], "t2": [1.0, 1.0]}
 

@@ -11,7 +11,7 @@ from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
 
-from pipelines.storage import StorageDoFn
+from parabeam.pipelines.storage import StorageDoFn
 
 STATS = "stats"
 NAMESPACE = "parabeam"

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from encoders.base import TorchEncoder
+from parabeam.encoders.base import TorchEncoder
 
 POOLINGS = ("cls", "mean", "pooler")
 

@@ -151,7 +151,7 @@ def search(index, queries: np.ndarray, k: int, nprobe: int = 32, block: int = 65
     queries = np.ascontiguousarray(queries, dtype=np.float32)
     if isinstance(index, faiss.IndexFlat) and index.metric_type == faiss.METRIC_INNER_PRODUCT:
         # exact flat index on the CPU: blocked GEMM on its vectors in place (see mining.knn.exact_knn)
-        from mining.knn import exact_knn
+        from parabeam.mining.knn import exact_knn
 
         return exact_knn(queries, flat_vectors(index), k)
     set_nprobe(index, nprobe)

@@ -1,6 +1,6 @@
 """Beam's DaskRunner with the fixes parabeam's pipeline needs, for ``dask.distributed`` clusters.
 
-Use ``--runner=DaskRunner`` (the CLI maps it here) or ``--runner=pipelines.dask_runner.DaskRunner``, with
+Use ``--runner=DaskRunner`` (the CLI maps it here) or ``--runner=parabeam.pipelines.dask_runner.DaskRunner``, with
 ``--dask_client_address=tcp://scheduler:8786``.
 
 Beam's own DaskRunner (``apache_beam.runners.dask``, 2.77) translates each transform to a Dask bag, but:

@@ -16,13 +16,13 @@ import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 
-from mining.bitext import BITEXT_SCHEMA, SHARD_META_SCHEMA, parquet_bytes_to_table, table_to_parquet_bytes
-from mining.index import IndexConfig
-from mining.mine import MiningConfig
-from pipelines import storage
-from pipelines.config import EmbedConfig
-from pipelines.counting import STATS, CountingDoFn, nest_stats
-from pipelines.text_stages import _provenance_key
+from parabeam.mining.bitext import BITEXT_SCHEMA, SHARD_META_SCHEMA, parquet_bytes_to_table, table_to_parquet_bytes
+from parabeam.mining.index import IndexConfig
+from parabeam.mining.mine import MiningConfig
+from parabeam.pipelines import storage
+from parabeam.pipelines.config import EmbedConfig
+from parabeam.pipelines.counting import STATS, CountingDoFn, nest_stats
+from parabeam.pipelines.text_stages import _provenance_key
 
 log = logging.getLogger("parabeam")
 
@@ -63,7 +63,7 @@ class _Embed(CountingDoFn):
     @property
     def encoder(self):
         if self._encoder is None:  # loaded on first use, so a rerun that skips every shard loads nothing
-            from encoders.registry import load_encoder
+            from parabeam.encoders.registry import load_encoder
 
             kwargs = {"device": self.config.device, "precision": self.config.precision}
             if self.config.max_tokens is not None:
@@ -72,7 +72,7 @@ class _Embed(CountingDoFn):
         return self._encoder
 
     def process(self, element):
-        from mining.text import clean_sentence
+        from parabeam.mining.text import clean_sentence
 
         (lang, shard_id), sentences = element
         sentences = sorted(sentences, key=_provenance_key)
@@ -160,7 +160,7 @@ class _BuildIndex(CountingDoFn):
         limit_threads(self.threads)
 
     def process(self, element):
-        from mining.index import build_index, factory_string, serialize
+        from parabeam.mining.index import build_index, factory_string, serialize
 
         lang, refs = element
         refs = sorted(refs, key=lambda r: r.shard_id)
@@ -239,7 +239,7 @@ class _Search(CountingDoFn):
         limit_threads(self.threads, torch_too=True)  # flat indexes are searched with torch (mining.knn)
 
     def _index(self, ref: IndexRef, gpu: bool = True):
-        from mining.index import deserialize, to_gpu_if_available
+        from parabeam.mining.index import deserialize, to_gpu_if_available
 
         key = (ref.path, gpu)
         if self._cached[0] != key:
@@ -249,7 +249,7 @@ class _Search(CountingDoFn):
         return self._cached[1]
 
     def process(self, task, indexes):
-        from mining.index import search
+        from parabeam.mining.index import search
 
         direction, pair, ref = task
         name = pair_name(*pair)
@@ -271,8 +271,8 @@ class _Search(CountingDoFn):
         yield Neighbours(name, direction, first_row, D, I)
 
     def _both_ways(self, name: str, target: IndexRef, queries: np.ndarray, first_row: int):
-        from mining.index import flat_vectors
-        from mining.knn import exact_knn_both
+        from parabeam.mining.index import flat_vectors
+        from parabeam.mining.knn import exact_knn_both
 
         vectors = flat_vectors(self._index(target, gpu=False))
         (D, I), (D_bwd, I_bwd) = exact_knn_both(queries, vectors, self.k, use_gpu=self.config.use_gpu)
@@ -295,7 +295,7 @@ class _MergeTopK(beam.CombineFn):
         return None
 
     def add_input(self, acc, partial):
-        from mining.knn import merge_topk
+        from parabeam.mining.knn import merge_topk
 
         if acc is None:
             return partial
@@ -360,7 +360,7 @@ class SearchNeighbours(beam.PTransform):
 
 
 def _means_block(nb: Neighbours, k: int):
-    from mining.margin import knn_means
+    from parabeam.mining.margin import knn_means
 
     return (nb.pair, nb.direction), (nb.first_row, knn_means(nb.D[:, :k]) if nb.means is None else nb.means)
 
@@ -376,7 +376,7 @@ class _Score(beam.DoFn):
         self.k = k
 
     def process(self, nb: Neighbours, means):
-        from mining.mine import shard_candidates
+        from parabeam.mining.mine import shard_candidates
 
         other = "bwd" if nb.direction == "fwd" else "fwd"
         own = means[(nb.pair, nb.direction)][nb.first_row : nb.first_row + len(nb.D)]
@@ -424,7 +424,7 @@ class _Refill(beam.DoFn):
         self.k = k
 
     def process(self, nb: Neighbours, first, means):
-        from mining.mine import refill_neighbours, refilled_means
+        from parabeam.mining.mine import refill_neighbours, refilled_means
 
         fp = first.get(nb.pair)
         if fp is None or fp.floor is None:
@@ -447,7 +447,7 @@ class _SelectPair(CountingDoFn):
         self._gold = _read_gold_pairs(path) if path else None  # read once per worker, not per pair
 
     def process(self, element, indexes):
-        from mining.mine import apply_threshold, cosine_floor, select, used_rows
+        from parabeam.mining.mine import apply_threshold, cosine_floor, select, used_rows
 
         name, blocks = element
         src_lang, tgt_lang = self.pairs[name]
@@ -472,7 +472,7 @@ class _SelectPair(CountingDoFn):
     def _threshold(self, name, selected, src_meta, tgt_meta) -> tuple[float, dict]:
         """The pair's threshold: fixed, from the score distribution, or from gold pairs, with every estimate
         (for report.json's ``thresholds.<pair>``)."""
-        from mining.calibrate import threshold_from_gold, threshold_from_scores
+        from parabeam.mining.calibrate import threshold_from_gold, threshold_from_scores
 
         cfg = self.config
         threshold, method = cfg.threshold, "fixed"
@@ -484,7 +484,7 @@ class _SelectPair(CountingDoFn):
             gold = self._gold
             src_text = src_meta.texts(selected.src)
             tgt_text = tgt_meta.texts(selected.tgt)
-            from mining.text import normalise_for_dedup as norm
+            from parabeam.mining.text import normalise_for_dedup as norm
 
             is_gold = np.array([(norm(s), norm(t)) in gold for s, t in zip(src_text, tgt_text)], dtype=bool)
             found = threshold_from_gold(selected.score, is_gold, len(gold))
@@ -502,7 +502,7 @@ def _without_overlaps(pairs, src_meta: _ShardRows, tgt_meta: _ShardRows, alterna
     (``mining.mine.drop_weak_alternates``), then minus those that reuse text a better pair already aligned
     (segment=auto gives short lines both whole and as sentences; ``mining.mine.drop_overlaps``); both counted
     under ``overlaps.<pair>`` in report.json."""
-    from mining.mine import drop_overlaps, drop_weak_alternates
+    from parabeam.mining.mine import drop_overlaps, drop_weak_alternates
 
     if not len(pairs):
         return pairs
@@ -515,7 +515,7 @@ def _without_overlaps(pairs, src_meta: _ShardRows, tgt_meta: _ShardRows, alterna
 
 
 def _read_gold_pairs(path: str) -> set[tuple[str, str]]:
-    from mining.text import normalise_for_dedup as norm
+    from parabeam.mining.text import normalise_for_dedup as norm
 
     pairs = set()
     for line in storage.read_bytes(path).decode("utf-8").splitlines():
@@ -626,7 +626,7 @@ class _FinishPair(CountingDoFn):
         self.run_id = run_id
 
     def process(self, element, indexes):
-        from mining.mine import concat_pairs, second_pass_select, select
+        from parabeam.mining.mine import concat_pairs, second_pass_select, select
 
         name, (firsts, blocks) = element
         if not firsts:

@@ -11,9 +11,9 @@ import apache_beam as beam
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from mining.languages import Language, close_varieties, code_by_lid_label, fold_aliases
-from mining.readers import Document, read_documents
-from mining.text import (
+from parabeam.mining.languages import Language, close_varieties, code_by_lid_label, fold_aliases
+from parabeam.mining.readers import Document, read_documents
+from parabeam.mining.text import (
     WHOLE_MULTI_SENTENCE_LINE,
     clean_sentence,
     decide_language,
@@ -22,8 +22,8 @@ from mining.text import (
     split_segments,
     text_length,
 )
-from pipelines.config import TextConfig
-from pipelines.counting import STATS, CountingDoFn
+from parabeam.pipelines.config import TextConfig
+from parabeam.pipelines.counting import STATS, CountingDoFn
 
 
 class Sentence(NamedTuple):

@@ -10,8 +10,8 @@ import dataclasses
 
 import numpy as np
 
-from encoders.base import Encoder
-from mining.mine import MiningConfig, score_candidates
+from parabeam.encoders.base import Encoder
+from parabeam.mining.mine import MiningConfig, score_candidates
 
 
 def nearest_neighbour_accuracy(src: np.ndarray, tgt: np.ndarray) -> float:
@@ -32,8 +32,8 @@ def tatoeba_accuracy(src: np.ndarray, tgt: np.ndarray) -> dict[str, float]:
 
 def xsim_error(src: np.ndarray, tgt: np.ndarray, margin: str = "ratio", k: int = 4) -> float:
     """xsim (LASER tasks/xsim): % of source sentences whose best target under the margin is not their translation."""
-    from mining.knn import knn_sharded
-    from mining.margin import knn_means, margin_scores
+    from parabeam.mining.knn import knn_sharded
+    from parabeam.mining.margin import knn_means, margin_scores
 
     D_fwd, I_fwd = knn_sharded(src, [tgt], k)
     D_bwd, _ = knn_sharded(tgt, [src], k)
@@ -62,7 +62,7 @@ def best_threshold_f1(
     """
     if not gold:
         raise ValueError("the gold file has no pairs")
-    from mining.calibrate import best_cut
+    from parabeam.mining.calibrate import best_cut
 
     ordered = sorted(candidates, key=lambda c: -c[2])
     if not ordered:

@@ -15,7 +15,7 @@ import sys
 # the Prism runner, which needs network access).
 DEFAULT_LOCAL_BEAM_ARGS = ["--runner=DirectRunner", "--direct_running_mode=multi_processing",
                            "--direct_num_workers=2"]
-DASK_RUNNER = "--runner=pipelines.dask_runner.DaskRunner"
+DASK_RUNNER = "--runner=parabeam.pipelines.dask_runner.DaskRunner"
 
 
 def _mine_parser(sub) -> None:
@@ -105,8 +105,8 @@ def _train_parser(sub) -> None:
 
 
 def _run_train(args) -> int:
-    from encoders.train import config_from_dict, train
-    from pipelines.config import resolve_preset
+    from parabeam.encoders.train import config_from_dict, train
+    from parabeam.pipelines.config import resolve_preset
 
     data: dict = {}
     if args.config:
@@ -141,9 +141,9 @@ def _threshold_arg(value: str):
 
 
 def _run_mine(args, beam_args: list[str]) -> int:
-    from mining.languages import parse_languages
-    from pipelines.config import beam_args_from_config, load_config
-    from pipelines.mine import run
+    from parabeam.mining.languages import parse_languages
+    from parabeam.pipelines.config import beam_args_from_config, load_config
+    from parabeam.pipelines.mine import run
 
     languages = parse_languages(args.langs)
     overrides = {
@@ -201,9 +201,9 @@ def _print_summary(report: dict, output: str) -> None:
 
 
 def _run_eval(args) -> int:
-    from encoders import evaluate
-    from encoders.registry import load_encoder
-    from mining.mine import MiningConfig
+    from parabeam.encoders import evaluate
+    from parabeam.encoders.registry import load_encoder
+    from parabeam.mining.mine import MiningConfig
 
     encoder = load_encoder(args.encoder)
     if args.task == "tatoeba":

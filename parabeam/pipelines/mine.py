@@ -12,10 +12,10 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from mining.languages import Language, language_pairs
-from pipelines import storage
-from pipelines.config import RunConfig, cpu_threads_for_runner
-from pipelines.mining_stages import (
+from parabeam.mining.languages import Language, language_pairs
+from parabeam.pipelines import storage
+from parabeam.pipelines.config import RunConfig, cpu_threads_for_runner
+from parabeam.pipelines.mining_stages import (
     BuildIndexes,
     EmbedShards,
     SearchNeighbours,
@@ -24,7 +24,14 @@ from pipelines.mining_stages import (
     WriteReport,
     pair_name,
 )
-from pipelines.text_stages import Deduplicate, IdentifyLanguage, ReadDocuments, Shard, SplitSentences, expand_inputs
+from parabeam.pipelines.text_stages import (
+    Deduplicate,
+    IdentifyLanguage,
+    ReadDocuments,
+    Shard,
+    SplitSentences,
+    expand_inputs,
+)
 
 log = logging.getLogger("parabeam")
 

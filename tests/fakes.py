@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from encoders.base import Encoder
+from parabeam.encoders.base import Encoder
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 

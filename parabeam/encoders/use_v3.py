@@ -26,7 +26,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from encoders.base import TorchEncoder
+from parabeam.encoders.base import TorchEncoder
 
 EMB_DIM = 512
 CNN_DIM = 256
@@ -198,7 +198,7 @@ class USEv3Encoder(TorchEncoder):
         import sentencepiece as spm
         import torch
 
-        from encoders.vocab import extend_model
+        from parabeam.encoders.vocab import extend_model
 
         old_proto = self.sp_proto()
         new_proto, added = extend_model(old_proto, texts, vocab_size, seed)

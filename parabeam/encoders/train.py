@@ -208,7 +208,7 @@ def load_pairs(sources: Sequence[ParallelSource | BitextSource]) -> list[Pair]:
 def lexicon_pairs(pairs: Sequence[Pair], pivot: str, max_entries: int, min_pairs: int) -> list[Pair]:
     """Word pairs (``encoders.lexicon.induce_lexicon``) for each language paired with ``pivot`` in at least
     ``min_pairs`` of ``pairs``, as extra training pairs pivot word -> word."""
-    from encoders.lexicon import induce_lexicon
+    from parabeam.encoders.lexicon import induce_lexicon
 
     by_lang: dict[str, tuple[list[str], list[str]]] = {}
     for p in pairs:
@@ -302,7 +302,7 @@ def distill_loss(embed, items: Sequence[Pair], target, anchor: set[str] | None):
 
 def evaluate_sets(encoder, sets: Sequence[ParallelSource]) -> dict[str, float]:
     """Tatoeba-style accuracy (%, mean of both directions) per eval set, keyed ``src_lang-tgt_lang``."""
-    from encoders.evaluate import tatoeba_accuracy
+    from parabeam.encoders.evaluate import tatoeba_accuracy
 
     out = {}
     for source in sets:
@@ -313,7 +313,7 @@ def evaluate_sets(encoder, sets: Sequence[ParallelSource]) -> dict[str, float]:
 
 
 def _save_model(student, directory: str, card: dict) -> None:
-    from encoders.registry import MODEL_CARD_CONFIG
+    from parabeam.encoders.registry import MODEL_CARD_CONFIG
 
     entries = student.save(directory)
     with open(os.path.join(directory, MODEL_CARD_CONFIG), "w", encoding="utf-8") as f:
@@ -442,7 +442,7 @@ def train(config: TrainConfig, output: str, resume: bool = True) -> dict:
     """Train per ``config``; writes the encoder directory ``output`` and returns its card (dict)."""
     import torch
 
-    from encoders.registry import load_encoder
+    from parabeam.encoders.registry import load_encoder
 
     random.seed(config.seed)
     np.random.seed(config.seed)

@@ -12,10 +12,10 @@ from typing import Literal
 
 import numpy as np
 
-from mining.index import IndexConfig
-from mining.knn import knn_sharded
-from mining.margin import MARGINS, knn_means, margin_scores
-from mining.select import RETRIEVALS, greedy_one_to_one
+from parabeam.mining.index import IndexConfig
+from parabeam.mining.knn import knn_sharded
+from parabeam.mining.margin import MARGINS, knn_means, margin_scores
+from parabeam.mining.select import RETRIEVALS, greedy_one_to_one
 
 # Artetxe & Schwenk 2019 use k = 4 neighbours for the margin (sec. 4.1).
 DEFAULT_K = 4
@@ -232,7 +232,7 @@ def drop_overlaps(
     max retrieval's one-to-one rule (Artetxe & Schwenk 2019, sec. 3.2) from segments to the text they cover: a
     two-sentence line aligned whole to its translation leaves its sentences out, and a sentence aligned alone
     leaves out the line around it. ``*_units`` = (document key per pair, line per pair, part per pair)."""
-    from mining.text import WHOLE_LINE, WHOLE_MULTI_SENTENCE_LINE
+    from parabeam.mining.text import WHOLE_LINE, WHOLE_MULTI_SENTENCE_LINE
 
     order = np.argsort(-pairs.score, kind="stable")
     # a pair of two whole one-sentence lines overlaps nothing: only the others need the claims below
@@ -262,7 +262,7 @@ def drop_weak_alternates(pairs: MinedPairs, src_parts: np.ndarray, tgt_parts: np
     them, and need stronger evidence than the line. On the news corpora of ``benchmarks/news_bucc.py`` the pairs
     that used such a sentence were 110 right and 99 wrong, the wrong ones mostly just above the threshold (median
     ratio margin 1.26 against 1.39; benchmarks/RESULTS.md); ``*_parts`` = ``Segment.part`` per pair."""
-    from mining.text import is_alternate
+    from parabeam.mining.text import is_alternate
 
     weak = (is_alternate(np.asarray(src_parts)) | is_alternate(np.asarray(tgt_parts))) & (pairs.score < threshold)
     return filter_pairs(pairs, ~weak)
@@ -436,7 +436,7 @@ def mine_indexed(
     (beyond what a Flat index itself stores). ``timings`` receives seconds per stage when given."""
     import time
 
-    from mining.index import build_index, search, to_gpu_if_available
+    from parabeam.mining.index import build_index, search, to_gpu_if_available
 
     timings = {} if timings is None else timings
     if not src_sizes or not tgt_sizes or sum(src_sizes) == 0 or sum(tgt_sizes) == 0:

@@ -7,9 +7,9 @@ import dataclasses
 import os
 from typing import Any
 
-from mining.index import IndexConfig
-from mining.mine import MiningConfig
-from mining.text import SEGMENT_MODES
+from parabeam.mining.index import IndexConfig
+from parabeam.mining.mine import MiningConfig
+from parabeam.mining.text import SEGMENT_MODES
 
 PRESET_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "conf")
 

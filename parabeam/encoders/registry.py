@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 
-from encoders.base import Encoder
+from parabeam.encoders.base import Encoder
 
 MODEL_CARD_CONFIG = "parabeam_encoder.json"
 
@@ -14,11 +14,11 @@ def load_encoder(spec: str = "default", **kwargs) -> Encoder:
     """Build the encoder a spec names. ``kwargs`` (device, precision, max_tokens, ...) go to the backend."""
     spec = (spec or "default").strip()
     if spec == "default":
-        from encoders.use_v3 import USEv3Encoder
+        from parabeam.encoders.use_v3 import USEv3Encoder
 
         return USEv3Encoder(**kwargs)
     if spec.startswith("hf:"):
-        from encoders.hf import HFEncoder
+        from parabeam.encoders.hf import HFEncoder
 
         name, _, options = spec[3:].partition("#")
         if not name:
@@ -44,7 +44,7 @@ def load_trained(directory: str, **kwargs) -> Encoder:
         config = json.load(f)
     backend = config.get("backend")
     if backend == "default":
-        from encoders.use_v3 import USEv3Encoder
+        from parabeam.encoders.use_v3 import USEv3Encoder
 
         return USEv3Encoder(
             state_dict_path=os.path.join(directory, config["state_dict"]),
@@ -52,7 +52,7 @@ def load_trained(directory: str, **kwargs) -> Encoder:
             **kwargs,
         )
     if backend == "hf":
-        from encoders.hf import HFEncoder
+        from parabeam.encoders.hf import HFEncoder
 
         return HFEncoder(os.path.join(directory, config["model_dir"]), pooling=config.get("pooling", "cls"), **kwargs)
     raise ValueError(f"{config_path}: unknown backend {backend!r}")
