@@ -8,16 +8,15 @@ import pytest
 from conftest import unit_vectors
 from parabeam.mining.knn import exact_knn, exact_knn_both, knn_bruteforce, knn_sharded, merge_topk
 from parabeam.mining.margin import knn_means, margin_scores
-from parabeam.mining.mine import (
-    MiningConfig,
+from parabeam.mining.mine import MiningConfig, mine, mine_from_knn, score_candidates, search_both
+from parabeam.mining.pairs import MinedPairs
+from parabeam.mining.passes import (
+    Segments,
     cosine_floor,
-    line_keys_of,
-    mine,
-    mine_from_knn,
+    drop_overlaps,
+    drop_weak_alternates,
     refill_neighbours,
     refilled_means,
-    score_candidates,
-    search_both,
     used_rows,
 )
 from parabeam.mining.select import greedy_one_to_one, greedy_one_to_one_loop
@@ -150,17 +149,16 @@ def test_exact_knn_both_directions_from_one_pass():
 
 
 def test_drop_overlaps_keeps_one_alignment_per_text():
-    from parabeam.mining.mine import MinedPairs, drop_overlaps
-
     # source: doc A line 0 = whole two-sentence line (row 0) and its sentences (rows 1, 2); doc A line 1 (row 3)
     # target: doc B line 0 whole (row 0) and its sentences (rows 1, 2); doc B line 1 (row 3)
     alt = ALTERNATE_SENTENCE  # the sentences of a line also mined whole (segment=auto)
-    src_units = ([("A", 0)] * 4, np.array([0, 0, 0, 1]), np.array([-2, alt, alt + 1, -1]))
-    tgt_units = ([("B", 0)] * 4, np.array([0, 0, 0, 1]), np.array([-2, alt, alt + 1, -1]))
+    src = Segments.from_units([("A", 0)] * 4, [0, 0, 0, 1], [-2, alt, alt + 1, -1])
+    tgt = Segments.from_units([("B", 0)] * 4, [0, 0, 0, 1], [-2, alt, alt + 1, -1])
 
-    def run(src, tgt, score):
-        pairs = MinedPairs(np.array(src), np.array(tgt), np.array(score, np.float32), np.zeros(len(src), np.float32))
-        kept = drop_overlaps(pairs, tuple(u for u in src_units), tuple(u for u in tgt_units))
+    def run(src_rows, tgt_rows, score):
+        pairs = MinedPairs(np.array(src_rows), np.array(tgt_rows), np.array(score, np.float32),
+                           np.zeros(len(src_rows), np.float32))
+        kept = drop_overlaps(pairs, src, tgt)
         return sorted(zip(kept.src.tolist(), kept.tgt.tolist()))
 
     # the whole lines align best: their sentences' pairs go
@@ -172,8 +170,6 @@ def test_drop_overlaps_keeps_one_alignment_per_text():
 
 
 def test_weak_alternates_need_the_extra_margin():
-    from parabeam.mining.mine import MinedPairs, drop_overlaps, drop_weak_alternates
-
     alt = ALTERNATE_SENTENCE
     # source rows: 0 = a two-sentence line mined whole, 1 and 2 its sentences, 3 a sentence of a longer paragraph
     # (split only: not an alternate); target rows 0-3 are one-sentence lines
@@ -188,14 +184,12 @@ def test_weak_alternates_need_the_extra_margin():
     flipped = MinedPairs(pairs.tgt, pairs.src, pairs.score, pairs.cosine)
     assert len(drop_weak_alternates(flipped, tgt_parts[flipped.src], src_parts[flipped.tgt], 1.25)) == 3
     # without the margin, the 1.22 sentence pair claims line 0 first and the whole line's pair at 1.21 is lost
-    units = ([("A", 0)] * 4, np.array([0, 0, 0, 1]), src_parts)
-    tgt_units = ([("B", i) for i in range(4)], np.zeros(4, np.int64), tgt_parts)
-    take = lambda u, rows: ([u[0][r] for r in rows], u[1][rows], u[2][rows])  # noqa: E731
+    src = Segments.from_units([("A", 0)] * 4, [0, 0, 0, 1], src_parts)
+    tgt = Segments.from_units([("B", i) for i in range(4)], [0] * 4, tgt_parts)
     two = MinedPairs(np.array([1, 0]), np.array([0, 1]), np.array([1.22, 1.21], np.float32), np.zeros(2, np.float32))
-    plain = drop_overlaps(two, take(units, two.src), take(tgt_units, two.tgt))
-    assert plain.src.tolist() == [1]
+    assert drop_overlaps(two, src, tgt).src.tolist() == [1]
     strict = drop_weak_alternates(two, src_parts[two.src], tgt_parts[two.tgt], 1.25)
-    assert drop_overlaps(strict, take(units, strict.src), take(tgt_units, strict.tgt)).src.tolist() == [0]
+    assert drop_overlaps(strict, src, tgt).src.tolist() == [0]
     with pytest.raises(ValueError, match="alternate_margin"):
         MiningConfig(alternate_margin=-0.1)
 
@@ -231,11 +225,11 @@ def test_used_rows_counts_every_segment_of_a_used_line():
     docs = [("a", 0), ("a", 0), ("a", 0), ("b", 0), ("a", 0)]
     lines = np.array([1, 1, 1, 1, 2])
     parts = np.array([-2, 0, 1, -1, -1])  # row 0: line 1 whole, rows 1-2 its sentences
-    np.testing.assert_array_equal(used_rows(np.array([1]), 5), [False, True, False, False, False])
-    keys = line_keys_of((docs, lines, parts))
-    np.testing.assert_array_equal(keys, [[0, 1], [0, 1], [0, 1], [1, 1], [0, 2]])
-    np.testing.assert_array_equal(used_rows(np.array([1]), 5, keys), [True, True, True, False, False])
-    np.testing.assert_array_equal(used_rows(np.array([3, 4]), 5, keys), [False, False, False, True, True])
+    np.testing.assert_array_equal(used_rows(np.array([1]), Segments.whole_lines(5)), [False, True, False, False, False])
+    segments = Segments.from_units(docs, lines, parts)
+    assert len(set(segments.line[:3])) == 1 and len(set(segments.line)) == 3  # rows 0-2 share doc a, line 1
+    np.testing.assert_array_equal(used_rows(np.array([1]), segments), [True, True, True, False, False])
+    np.testing.assert_array_equal(used_rows(np.array([3, 4]), segments), [False, False, False, True, True])
 
 
 def _crowded_story(weak_translation: float = 0.6):

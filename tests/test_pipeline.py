@@ -129,6 +129,7 @@ def _assert_pairs_equal_library(out: str, src: str, tgt: str, config=None) -> No
     import glob
 
     from parabeam.mining.mine import MiningConfig, mine_from_knn, search_both
+    from parabeam.mining.passes import Segments
 
     config = config or MiningConfig()
 
@@ -139,13 +140,13 @@ def _assert_pairs_equal_library(out: str, src: str, tgt: str, config=None) -> No
     def units(lang):
         files = sorted(glob.glob(os.path.join(out, "_work", "embeddings", lang, "shard-*.parquet")))
         meta = [r for f in files for r in pq.read_table(f, columns=["source", "offset", "line", "part"]).to_pylist()]
-        return ([(r["source"], r["offset"]) for r in meta], np.array([r["line"] for r in meta]),
-                np.array([r["part"] for r in meta]))
+        return Segments.from_units([(r["source"], r["offset"]) for r in meta], [r["line"] for r in meta],
+                                   [r["part"] for r in meta])
 
     src_shards, tgt_shards = shards(src), shards(tgt)
     assert len(src_shards) > 1 and len(tgt_shards) > 1
     fwd, bwd = search_both(src_shards, tgt_shards, config.search_k)
-    expected = mine_from_knn(fwd, bwd, config, src_units=units(src), tgt_units=units(tgt))
+    expected = mine_from_knn(fwd, bwd, config, src=units(src), tgt=units(tgt))
     offsets = {lang: np.cumsum([0] + [len(x) for x in s]) for lang, s in ((src, src_shards), (tgt, tgt_shards))}
     table = pq.read_table(os.path.join(out, "bitext", f"pair={src}-{tgt}")).to_pylist()
 

@@ -151,7 +151,8 @@ def test_s3_input_and_output_on_portable_workers(direct_run, s3_server, portable
     assert got == report
 
 
-MINE_PRESETS = sorted(f for f in os.listdir(os.path.join(REPO, "parabeam", "conf")) if f != "distill.yaml")  # distill: training
+# distill.yaml is a training config
+MINE_PRESETS = sorted(f for f in os.listdir(os.path.join(REPO, "parabeam", "conf")) if f != "distill.yaml")
 
 
 @pytest.mark.parametrize("preset", MINE_PRESETS)

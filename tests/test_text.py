@@ -211,7 +211,8 @@ def test_segment_modes():
 
 def test_close_varieties_yield_to_a_confident_document_of_the_requested_language():
     from parabeam.pipelines.config import TextConfig
-    from parabeam.pipelines.text_stages import Sentence, _Identify
+    from parabeam.pipelines.identify_language import _Identify
+    from parabeam.pipelines.records import Sentence
 
     galician_looking = "A cidade costeira continuou a ser abalada por réplicas no sábado."  # NTREX-128, Portuguese
     lid = LanguageIdentifier()

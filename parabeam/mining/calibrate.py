@@ -70,3 +70,27 @@ def threshold_from_gold(scores: np.ndarray, is_gold: np.ndarray, n_gold: int) ->
         return None
     j, _, _, f1 = cut
     return float(scores[order[j]]), f1 * 100
+
+
+def choose_threshold(scores: np.ndarray, config, is_gold: np.ndarray | None = None,
+                     n_gold: int = 0) -> tuple[float, dict]:
+    """One pair's threshold from its retrieval candidates' ``scores``: ``config.threshold`` when fixed, from the
+    score distribution when it is ``auto`` (``threshold_from_scores``; the default when the fit fails), from gold
+    when ``is_gold`` (which candidates are known pairs, of ``n_gold``) is given. Returns it with every estimate,
+    as report.json's ``thresholds.<pair>`` records them."""
+    threshold, method = config.fixed_threshold, "fixed"
+    auto = threshold_from_scores(scores)
+    info: dict = {"candidates": int(len(scores)), "from_scores": auto}
+    if config.auto_threshold:
+        if auto is not None:
+            threshold, method = auto, "from_scores"
+        else:
+            method = "fixed_fallback"
+    if is_gold is not None:
+        found = threshold_from_gold(scores, is_gold, n_gold)
+        info.update(gold_pairs=int(n_gold), gold_pairs_among_candidates=int(np.sum(is_gold)))
+        if found is not None:
+            threshold, method = found[0], "from_gold"
+            info["from_gold"], info["gold_f1"] = found
+    info.update(used=threshold, method=method)
+    return threshold, info

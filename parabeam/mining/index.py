@@ -25,6 +25,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from parabeam.options import option
+
 log = logging.getLogger("parabeam")
 
 INDEX_KINDS = ("auto", "flat", "ivf", "ivfpq")
@@ -32,14 +34,16 @@ INDEX_KINDS = ("auto", "flat", "ivf", "ivfpq")
 
 @dataclasses.dataclass(frozen=True)
 class IndexConfig:
-    kind: str = "auto"  # auto | flat | ivf | ivfpq | a FAISS factory string
-    flat_max: int = 200_000  # below this many vectors: exact Flat
-    pq_min: int = 5_000_000  # from this many vectors: OPQ + IVF + PQ
-    nprobe: int = 32  # IVF lists visited per query
-    train_size: int = 131_072  # at most this many sampled vectors train IVF/PQ (and >= 39 per list)
-    pq_m: int | None = None  # PQ sub-quantisers (bytes per vector); None: d / 4
-    use_gpu: bool = True  # when faiss has GPU support and a GPU is visible
-    seed: int = 0
+    kind: str = option("auto", "auto (by size) | flat | ivf | ivfpq | a FAISS factory string",
+                       flag="--index", metavar="KIND")
+    flat_max: int = option(200_000, "auto: below this many vectors an exact Flat index", cli=False)
+    pq_min: int = option(5_000_000, "auto: from this many vectors OPQ + IVF + PQ", cli=False)
+    nprobe: int = option(32, "IVF lists visited per query")
+    train_size: int = option(131_072, "at most this many sampled vectors train IVF/PQ (and >= 39 per list)",
+                             cli=False)
+    pq_m: int | None = option(None, "PQ sub-quantisers (bytes per vector); default d / 4", cli=False)
+    use_gpu: bool = option(True, "search on GPU when faiss has GPU support and a GPU is visible", cli=False)
+    seed: int = option(0, "seed of the training sample", cli=False)
 
     def __post_init__(self) -> None:
         if self.flat_max < 1 or self.pq_min < self.flat_max:

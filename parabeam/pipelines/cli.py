@@ -19,36 +19,17 @@ DASK_RUNNER = "--runner=parabeam.pipelines.dask_runner.DaskRunner"
 
 
 def _mine_parser(sub) -> None:
+    from parabeam.options import add_flags
+    from parabeam.pipelines.config import RunConfig
+
     p = sub.add_parser("mine", help="mine parallel sentences from monolingual text")
     p.add_argument("--input", action="append", required=True, metavar="GLOB",
                    help="input files (WET, CCNet JSONL, plain text; .gz ok) on any Beam filesystem; repeatable")
     p.add_argument("--langs", required=True, help="comma-separated codes, e.g. de,en or deu_Latn,eng_Latn")
     p.add_argument("--output", required=True, metavar="DIR")
     p.add_argument("--config", help="YAML preset (conf/NAME.yaml or a bundled name such as 'local')")
-    p.add_argument("--encoder", help="default | hf:PATH_OR_NAME[#pooling=mean] | a parabeam train directory")
     p.add_argument("--pivot", help="mine only pairs with this language")
-    p.add_argument("--threshold", type=_threshold_arg, metavar="X|auto",
-                   help="margin threshold, or 'auto' to calibrate each pair from its score distribution "
-                        "(default: 1.2 from the config)")
-    p.add_argument("--calibration-gold", metavar="TSV",
-                   help="known pairs (src<TAB>tgt per line): each pair's threshold becomes the F1-optimal one")
-    p.add_argument("--index", metavar="KIND",
-                   help="auto (by size) | flat | ivf | ivfpq | a FAISS factory string (default: auto)")
-    p.add_argument("--nprobe", type=int, help="IVF lists visited per query (default 32)")
-    p.add_argument("--margin", choices=["ratio", "distance", "absolute"])
-    p.add_argument("--retrieval", choices=["forward", "backward", "intersection", "max"])
-    p.add_argument("--k", type=int, help="neighbours for the margin (default 4)")
-    p.add_argument("--second-pass-neighbours", type=int, metavar="N",
-                   help="neighbours searched beyond k for the second pass over what the first leaves unpaired "
-                        "(default 16; 0 turns the second pass off)")
-    p.add_argument("--alternate-margin", type=float, metavar="M",
-                   help="with --segment auto, a pair using a sentence of a line also mined whole needs threshold + M "
-                        "(default 0.05)")
-    p.add_argument("--shard-size", type=int, help="sentences per embedding shard")
-    p.add_argument("--segment", choices=["auto", "sentence", "line"],
-                   help="mining units: auto (default: a line of at most 2 sentences whole and as its sentences, "
-                        "the better alignment kept), sentence (every line split), line (lines whole)")
-    p.add_argument("--device", help="cpu, cuda, cuda:1 (default: cuda when present)")
+    p.set_defaults(config_flags=add_flags(p, RunConfig))
 
 
 def _eval_parser(sub) -> None:
@@ -131,34 +112,14 @@ def _run_train(args) -> int:
     return 0
 
 
-def _threshold_arg(value: str):
-    if value == "auto":
-        return value
-    try:
-        return float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number or 'auto', got {value!r}") from None
-
-
 def _run_mine(args, beam_args: list[str]) -> int:
     from parabeam.mining.languages import parse_languages
+    from parabeam.options import flag_overrides
     from parabeam.pipelines.config import beam_args_from_config, load_config
     from parabeam.pipelines.mine import run
 
     languages = parse_languages(args.langs)
-    overrides = {
-        "text": {"segment": args.segment},
-        "embed": {"encoder": args.encoder, "device": args.device},
-        "mining": {
-            "threshold": None if args.threshold == "auto" else args.threshold,
-            "threshold_mode": "auto" if args.threshold == "auto" else None,
-            "calibration_gold": args.calibration_gold,
-            "margin": args.margin, "retrieval": args.retrieval, "k": args.k,
-            "second_pass_neighbours": args.second_pass_neighbours, "alternate_margin": args.alternate_margin,
-        },
-        "index": {"kind": args.index, "nprobe": args.nprobe},
-        "top": {"shard_size": args.shard_size},
-    }
+    overrides = flag_overrides(args, args.config_flags)
     config = load_config(args.config, overrides)
     preset_beam = beam_args_from_config(args.config)
     given = {a.split("=", 1)[0] for a in beam_args}

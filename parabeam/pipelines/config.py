@@ -1,15 +1,18 @@
-"""Typed run configuration: YAML presets (conf/*.yaml) and CLI flags map onto these frozen dataclasses here,
-in one place, and nowhere else."""
+"""The typed configuration of ``parabeam mine``: one tree of frozen dataclasses (text, embed, mining, index,
+resources, and run-wide keys). YAML presets (``parabeam/conf/*.yaml``) and command-line flags both map onto it
+through ``parabeam.options.apply_mapping``; every field documents itself and defines its flag
+(``parabeam.options.option``)."""
 
 from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any
+from typing import Any, Literal
 
+from parabeam.mining.config import MiningConfig
 from parabeam.mining.index import IndexConfig
-from parabeam.mining.mine import MiningConfig
 from parabeam.mining.text import SEGMENT_MODES
+from parabeam.options import apply_mapping, merge, option
 
 PRESET_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "conf")
 
@@ -18,21 +21,24 @@ PRESET_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file
 class TextConfig:
     """Sentence splitting, filtering and LID."""
 
-    min_chars: int = 8
-    max_chars: int = 1000
-    # py3langid's normalised probability; below this a sentence is dropped as lid_low_confidence
-    lid_threshold: float = 0.5
+    min_chars: int = option(8, "drop segments shorter than this (CJK characters count 3)")
+    max_chars: int = option(1000, "drop segments longer than this")
+    lid_threshold: float = option(0.5, "LID probability a sentence needs on its own (py3langid, normalised)")
     # A sentence the LID is unsure of (headlines, short lines, names) takes its document's language when the
     # document as a whole is identified with at least this probability and that language is among the
     # sentence's top ``lid_fallback_rank`` labels or has at least ``lid_fallback_ratio`` times the top label's
-    # probability (mining.text.decide_language). Set doc_lid_threshold above 1 to turn the fallback off.
-    doc_lid_threshold: float = 0.9
-    lid_fallback_rank: int = 5
-    lid_fallback_ratio: float = 0.1
-    # Mining units (mining.text.split_segments): sentence | line | auto (a line of at most auto_max_sentences
-    # sentences is a unit whole and as its sentences; longer paragraphs are split)
-    segment: str = "auto"
-    auto_max_sentences: int = 2
+    # probability (mining.text.decide_language).
+    doc_lid_threshold: float = option(
+        0.9, "an unsure sentence takes its document's language when the document is identified with at least "
+        "this probability (above 1: no fallback)")
+    lid_fallback_rank: int = option(5, "document fallback: the document's language among the sentence's top N "
+                                    "labels", metavar="N")
+    lid_fallback_ratio: float = option(0.1, "document fallback: or at least this share of the top label's "
+                                       "probability")
+    segment: Literal["auto", "sentence", "line"] = option(
+        "auto", "mining units: auto (a line of at most --auto-max-sentences sentences whole and as its sentences, "
+        "the better alignment kept), sentence (every line split), line (lines whole)")
+    auto_max_sentences: int = option(2, "segment=auto: lines of at most this many sentences are also units whole")
 
     def __post_init__(self) -> None:
         if not 0 < self.min_chars <= self.max_chars:
@@ -53,10 +59,12 @@ class TextConfig:
 
 @dataclasses.dataclass(frozen=True)
 class EmbedConfig:
-    encoder: str = "default"
-    device: str | None = None  # None: CUDA when present, else CPU
-    precision: str = "auto"
-    max_tokens: int | None = None  # padded tokens per batch; None: the backend's default for the device
+    encoder: str = option("default", "default | hf:PATH_OR_NAME[#pooling=cls|mean|pooler] | a parabeam train "
+                          "directory", metavar="SPEC")
+    device: str | None = option(None, "cpu, cuda, cuda:1 (default: cuda when present)")
+    precision: Literal["auto", "fp32", "fp16", "bf16"] = option(
+        "auto", "inference precision (auto: bf16 on CUDA, fp32 on CPU)")
+    max_tokens: int | None = option(None, "padded tokens per encoder batch (default: 2048 on CPU, 65536 on CUDA)")
 
     def __post_init__(self) -> None:
         if self.precision not in ("auto", "fp32", "fp16", "bf16"):
@@ -72,9 +80,9 @@ class ResourceConfig:
     workers for ``embed`` and ``search``, high-memory ones for ``index``). Values as Beam takes them, e.g.
     ``accelerator: "type:nvidia-l4;count:1;install-nvidia-driver"``, ``min_ram: 32GB``. Empty: no hint."""
 
-    embed: dict[str, str] = dataclasses.field(default_factory=dict)
-    index: dict[str, str] = dataclasses.field(default_factory=dict)
-    search: dict[str, str] = dataclasses.field(default_factory=dict)
+    embed: dict[str, str] = option(help="resource hints of EmbedShards", cli=False, default_factory=dict)
+    index: dict[str, str] = option(help="resource hints of BuildIndexes", cli=False, default_factory=dict)
+    search: dict[str, str] = option(help="resource hints of SearchNeighbours", cli=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         for stage in ("embed", "index", "search"):
@@ -90,12 +98,12 @@ class RunConfig:
     mining: MiningConfig = MiningConfig()
     index: IndexConfig = IndexConfig()
     resources: ResourceConfig = ResourceConfig()
-    shard_size: int = 100_000  # sentences per embedding shard
-    seed: int = 0
-    # CPU threads each worker process gives torch and FAISS. 0: decided at launch from the runner (the local
-    # multi-process runner: cores / workers; Dataflow, which runs one SDK process per vCPU: 1; otherwise the
-    # libraries' default, every core). Several processes each using every core slow encoding down ~2x here.
-    cpu_threads: int = 0
+    shard_size: int = option(100_000, "sentences per embedding shard")
+    seed: int = option(0, "run seed", cli=False)
+    # Several processes each using every core slow encoding down ~2x here.
+    cpu_threads: int = option(
+        0, "CPU threads each worker process gives torch and FAISS (0: from the runner: cores / workers for the "
+        "local multi-process runner, 1 on Dataflow, the libraries' default elsewhere)", metavar="N")
 
     def __post_init__(self) -> None:
         if self.shard_size < 1:
@@ -105,10 +113,6 @@ class RunConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
-
-_SECTIONS = {"text": TextConfig, "embed": EmbedConfig, "mining": MiningConfig, "index": IndexConfig,
-             "resources": ResourceConfig}
 
 
 def resolve_preset(name_or_path: str) -> str:
@@ -123,7 +127,7 @@ def resolve_preset(name_or_path: str) -> str:
     raise FileNotFoundError(f"config {name_or_path!r} not found (bundled presets live in {PRESET_DIR})")
 
 
-def _read_preset(path: str | None) -> dict[str, Any]:
+def read_preset(path: str | None) -> dict[str, Any]:
     import yaml
 
     if not path:
@@ -135,38 +139,18 @@ def _read_preset(path: str | None) -> dict[str, Any]:
     return data
 
 
-def load_config(path: str | None = None, overrides: dict[str, dict[str, Any]] | None = None) -> RunConfig:
-    """RunConfig from a YAML file (sections text/embed/mining plus top-level keys), then CLI overrides."""
-    data = _read_preset(path)
-    for section, values in (overrides or {}).items():
-        if section in _SECTIONS:
-            data.setdefault(section, {})
-            data[section] = {**(data[section] or {}), **{k: v for k, v in values.items() if v is not None}}
-        else:
-            data.update({k: v for k, v in values.items() if v is not None})
-    kwargs: dict[str, Any] = {}
-    for key, value in data.items():
-        if key in _SECTIONS:
-            cls = _SECTIONS[key]
-            known = {f.name for f in dataclasses.fields(cls)}
-            unknown = set(value or {}) - known
-            if unknown:
-                raise ValueError(f"unknown key(s) {sorted(unknown)} in section {key!r}; known: {sorted(known)}")
-            kwargs[key] = cls(**(value or {}))
-        elif key in ("shard_size", "seed", "cpu_threads"):
-            kwargs[key] = int(value)
-        elif key == "beam":
-            continue  # pipeline options, read by the CLI
-        else:
-            raise ValueError(
-                f"unknown config key {key!r}; known: {sorted(_SECTIONS)}, shard_size, seed, cpu_threads, beam")
-    return RunConfig(**kwargs)
+def load_config(path: str | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:
+    """RunConfig from a YAML preset (its ``beam:`` section aside), then overrides (a nested mapping, e.g. the
+    flags given: ``{"mining": {"threshold": 1.3}}``)."""
+    data = read_preset(path)
+    data.pop("beam", None)  # pipeline options, read by the CLI
+    return apply_mapping(RunConfig, merge(data, overrides or {}), where=path or "config")
 
 
 def beam_args_from_config(path: str | None) -> list[str]:
     """The ``beam:`` section of a preset as command-line pipeline options (the CLI's own flags win)."""
     args = []
-    for key, value in (_read_preset(path).get("beam") or {}).items():
+    for key, value in (read_preset(path).get("beam") or {}).items():
         if isinstance(value, bool):
             if value:
                 args.append(f"--{key}")

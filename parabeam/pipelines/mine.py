@@ -1,4 +1,5 @@
-"""``parabeam mine``: the end-to-end Beam pipeline (DESIGN.md data flow) and its entry point."""
+"""``parabeam mine``: the end-to-end Beam pipeline, one stage per module in the order of the README's stage picture, and
+its entry point."""
 
 from __future__ import annotations
 
@@ -14,24 +15,21 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from parabeam.mining.languages import Language, language_pairs
 from parabeam.pipelines import storage
+from parabeam.pipelines.build_indexes import BuildIndexes
 from parabeam.pipelines.config import RunConfig, cpu_threads_for_runner
-from parabeam.pipelines.mining_stages import (
-    BuildIndexes,
-    EmbedShards,
-    SearchNeighbours,
-    SelectPairs,
-    WriteBitext,
-    WriteReport,
-    pair_name,
-)
-from parabeam.pipelines.text_stages import (
-    Deduplicate,
-    IdentifyLanguage,
-    ReadDocuments,
-    Shard,
-    SplitSentences,
-    expand_inputs,
-)
+from parabeam.pipelines.deduplicate import Deduplicate
+from parabeam.pipelines.embed_shards import EmbedShards
+from parabeam.pipelines.identify_language import IdentifyLanguage
+from parabeam.pipelines.read_documents import ReadDocuments, expand_inputs
+from parabeam.pipelines.records import pair_name
+from parabeam.pipelines.score_margins import ScoreMargins
+from parabeam.pipelines.search_neighbours import SearchNeighbours
+from parabeam.pipelines.second_pass import SecondPass
+from parabeam.pipelines.select_pairs import SelectPairs
+from parabeam.pipelines.shard import Shard
+from parabeam.pipelines.split_sentences import SplitSentences
+from parabeam.pipelines.write_bitext import WriteBitext
+from parabeam.pipelines.write_report import WriteReport
 
 log = logging.getLogger("parabeam")
 
@@ -54,29 +52,31 @@ def build_pipeline(
         "pairs": [pair_name(a.code, b.code) for a, b in pairs],
         "config": config.to_dict(),
     }
+    work = storage.join(output, "_work")
+    code_pairs = [(a.code, b.code) for a, b in pairs]
+    mined_languages = sorted({code for pair in code_pairs for code in pair})
+    threads, hints, mining = config.cpu_threads, config.resources, config.mining
+
     docs = p | "ReadDocuments" >> ReadDocuments(paths)
     sentences = docs.documents | "SplitSentences" >> SplitSentences(config.text)
     identified = sentences.sentences | "IdentifyLanguage" >> IdentifyLanguage(config.text, languages)
     unique = identified.identified | "Deduplicate" >> Deduplicate()
     shards = unique.unique | "Shard" >> Shard(config.shard_size)
-    work = storage.join(output, "_work")
-    code_pairs = [(a.code, b.code) for a, b in pairs]
-    embedded = shards | "EmbedShards" >> EmbedShards(config.embed, work, config.resources.embed, config.cpu_threads)
-    indexes = embedded.shards | "BuildIndexes" >> BuildIndexes(
-        config.index, work, sorted({code for pair in code_pairs for code in pair}), config.resources.index,
-        config.cpu_threads,
-    )
+    embedded = shards | "EmbedShards" >> EmbedShards(config.embed, work, hints.embed, threads)
+    indexes = embedded.shards | "BuildIndexes" >> BuildIndexes(config.index, work, mined_languages, hints.index,
+                                                               threads)
     neighbours = (embedded.shards, indexes.indexes) | "SearchNeighbours" >> SearchNeighbours(
-        code_pairs, config.mining.search_k, config.index, config.resources.search, config.cpu_threads
-    )
-    selected = (neighbours["neighbours"], indexes.indexes) | "SelectPairs" >> SelectPairs(
-        code_pairs, config.mining, config.embed.encoder, run_id
-    )
-    _ = selected["tables"] | "WriteBitext" >> WriteBitext(output)
+        code_pairs, mining.search_k, config.index, hints.search, threads)
+    scored = neighbours["neighbours"] | "ScoreMargins" >> ScoreMargins(mining.margin, mining.k)
+    first = (scored["candidates"], indexes.indexes) | "SelectPairs" >> SelectPairs(code_pairs, mining)
+    final = (neighbours["neighbours"], first["first"], scored["means"], first["segments"]) | "SecondPass" >> (
+        SecondPass(code_pairs, mining))
+    _ = (final["pairs"], indexes.indexes) | "WriteBitext" >> WriteBitext(output, code_pairs, config.embed.encoder,
+                                                                         run_id)
     stats = (docs.stats, sentences.stats, identified.stats, unique.stats, embedded.stats, indexes.stats,
-             neighbours["stats"], selected["stats"])
+             neighbours["stats"], first["stats"], final["stats"])
     all_stats = stats | "AllCounts" >> beam.Flatten()
-    _ = (all_stats, selected["thresholds"]) | "WriteReport" >> WriteReport(output, settings)
+    _ = (all_stats, first["thresholds"]) | "WriteReport" >> WriteReport(output, settings)
 
 
 def run(

@@ -26,6 +26,45 @@ def write_bytes_atomic(path: str, data: bytes) -> None:
     FileSystems.rename([tmp], [path])
 
 
+class _CountingWriter:
+    """A write-only stream that knows its position: Parquet's writer asks for it, and not every Beam filesystem's
+    upload stream can tell."""
+
+    def __init__(self, raw):
+        self.raw = raw
+        self.position = 0
+        self.closed = False
+
+    def write(self, data) -> int:
+        self.raw.write(data)
+        self.position += len(data)
+        return len(data)
+
+    def tell(self) -> int:
+        return self.position
+
+    def flush(self) -> None:
+        self.raw.flush()
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def write_parquet_atomic(path: str, table, rows_per_group: int) -> None:
+    """``table`` as Parquet (zstd) at ``path``, streamed row group by row group to a temporary name beside it,
+    renamed when complete."""
+    import pyarrow.parquet as pq
+
+    tmp = f"{path}.tmp-{uuid.uuid4().hex[:12]}"
+    with FileSystems.create(tmp, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+        with pq.ParquetWriter(_CountingWriter(f), table.schema, compression="zstd") as writer:
+            for start in range(0, max(table.num_rows, 1), rows_per_group):
+                writer.write_table(table.slice(start, rows_per_group))
+    if FileSystems.exists(path):
+        FileSystems.delete([path])
+    FileSystems.rename([tmp], [path])
+
+
 def read_bytes(path: str) -> bytes:
     with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
         return f.read()

@@ -1,0 +1,65 @@
+"""IdentifyLanguage: sentences -> ``(lang_code, Sentence)`` for the requested languages above the LID confidence,
+with the document-level fallback (``parabeam.mining.text.decide_language``)."""
+
+from __future__ import annotations
+
+import apache_beam as beam
+
+from parabeam.mining.languages import Language, close_varieties, code_by_lid_label, fold_aliases
+from parabeam.mining.text import clean_sentence, decide_language, shared_language_identifier
+from parabeam.pipelines.config import TextConfig
+from parabeam.pipelines.counting import STATS, CountingDoFn
+from parabeam.pipelines.records import Sentence
+
+
+class _Identify(CountingDoFn):
+    def __init__(self, config: TextConfig, languages: list[Language]):
+        self.config = config
+        self.languages = languages
+        self.code_by_label = code_by_lid_label(languages)
+        self.varieties = close_varieties(languages)
+
+    def setup(self):
+        self.lid = shared_language_identifier()
+
+    def process(self, sentence: Sentence):
+        cfg = self.config
+        text = clean_sentence(sentence.text)
+        label, prob = self.lid.predict(text)
+        # close varieties of the document's language (Galician in a Portuguese page) are not trusted on their own
+        doubted = self.varieties.get(sentence.doc_lid_label, frozenset())
+        # the ranked list matters only below the threshold or for a doubted label, for aliases and the document
+        # fallback (ranking costs more); aliases of a requested language add their probability to it
+        ranked = ([(label, prob)] if prob >= cfg.lid_threshold and label not in doubted
+                  else fold_aliases(self.lid.rank(text), self.languages))
+        top = ranked[0][0]
+        label, prob, by_document = decide_language(
+            ranked, cfg.lid_threshold, sentence.doc_lid_label, sentence.doc_lid_prob, cfg.doc_lid_threshold,
+            cfg.lid_fallback_rank, cfg.lid_fallback_ratio, doubted,
+        )
+        code = self.code_by_label.get(label)
+        if code is None:
+            self.count("sentences/dropped/other_language")
+        elif prob < cfg.lid_threshold and not by_document:
+            self.count(f"languages/{code}/dropped/lid_low_confidence")
+        else:
+            self.count(f"languages/{code}/identified")
+            if by_document:
+                self.count(f"languages/{code}/identified_by_document")
+                if top in doubted:
+                    self.count(f"languages/{code}/identified_over_close_variety")
+            yield code, sentence._replace(lid_label=label, lid_prob=prob)
+
+
+class IdentifyLanguage(beam.PTransform):
+    """Sentences -> ``(lang_code, Sentence)`` for the requested languages above the LID threshold."""
+
+    def __init__(self, config: TextConfig, languages: list[Language]):
+        super().__init__()
+        self.config = config
+        self.languages = languages
+
+    def expand(self, sentences):
+        return sentences | "LID" >> beam.ParDo(_Identify(self.config, self.languages)).with_outputs(
+            STATS, main="identified"
+        )

@@ -1,0 +1,82 @@
+"""SecondPass: each shard's neighbour lists without the lines the first pass paired (a side input of one bool per
+sentence), new neighbourhood means, retrieval again at the same threshold and the cosine floor, joined to the
+first pass's pairs (``parabeam.mining.passes.refill`` and ``finish``; the method is explained there)."""
+
+from __future__ import annotations
+
+import apache_beam as beam
+
+from parabeam.mining.config import MiningConfig
+from parabeam.pipelines.counting import STATS, CountingDoFn
+from parabeam.pipelines.records import Neighbours, pair_name
+from parabeam.pipelines.score_margins import ScoreMargins
+
+
+class _Refill(beam.DoFn):
+    def __init__(self, k: int):
+        self.k = k
+
+    def process(self, nb: Neighbours, first, means):
+        from parabeam.mining.passes import refill
+
+        fp = first.get(nb.pair)
+        if fp is None or fp.floor is None:
+            return
+        rows = slice(nb.first_row, nb.first_row + len(nb.D))
+        own, other = (fp.removed_src, fp.removed_tgt) if nb.direction == "fwd" else (fp.removed_tgt, fp.removed_src)
+        D, I, refilled = refill(nb.D, nb.I, own[rows], other, means[(nb.pair, nb.direction)][rows], self.k)
+        yield nb._replace(D=D, I=I, means=refilled)
+
+
+# report.json's names for the counts of mining.passes.finish
+_COUNT_NAMES = {"first_pass": "first_pass/{}", "second_pass": "second_pass/{}", "pairs": "pairs/{}",
+                "weak_alternates": "overlaps/{}/weak_alternates", "overlaps_dropped": "overlaps/{}/dropped"}
+
+
+class _FinishPair(CountingDoFn):
+    def __init__(self, pairs: list[tuple[str, str]], config: MiningConfig):
+        self.pairs = {pair_name(a, b): (a, b) for a, b in pairs}
+        self.config = config
+
+    def process(self, element, segments):
+        from parabeam.mining.pairs import select
+        from parabeam.mining.passes import finish
+
+        name, (firsts, blocks) = element
+        if not firsts:
+            return
+        src_lang, tgt_lang = self.pairs[name]
+        blocks = list(blocks)
+        again = None
+        if firsts[0].floor is not None and blocks:
+            again = select([c for d, c in blocks if d == "fwd"], [c for d, c in blocks if d == "bwd"],
+                           self.config.retrieval)
+        done = finish(firsts[0], again, config=self.config, src=segments[src_lang], tgt=segments[tgt_lang])
+        for key, n in done.counts.items():
+            self.count(_COUNT_NAMES[key].format(name), n)
+        yield name, done.pairs
+
+
+class SecondPass(beam.PTransform):
+    """``(neighbours, first, means, segments)`` -> ``{"pairs": (pair, MinedPairs), "stats": counts}``."""
+
+    def __init__(self, pairs: list[tuple[str, str]], config: MiningConfig):
+        super().__init__()
+        self.pairs = pairs
+        self.config = config
+
+    def expand(self, inputs):
+        neighbours, first, means, segments = inputs
+        cfg = self.config
+        scored = (
+            neighbours
+            | "Refill" >> beam.ParDo(_Refill(cfg.k), beam.pvalue.AsDict(first), beam.pvalue.AsDict(means))
+            | "Margins" >> ScoreMargins(cfg.margin, cfg.k)
+        )
+        finished = (
+            (first, scored["candidates"])
+            | "JoinPasses" >> beam.CoGroupByKey()
+            | "Finish" >> beam.ParDo(_FinishPair(self.pairs, cfg), beam.pvalue.AsDict(segments)).with_outputs(
+                STATS, main="pairs")
+        )
+        return {"pairs": finished.pairs, "stats": finished[STATS]}

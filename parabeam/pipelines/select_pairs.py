@@ -1,0 +1,97 @@
+"""SelectPairs: each pair's candidates -> its first pass (``parabeam.mining.passes.first_pass``): retrieval
+(forward | backward | intersection | max) over all of the pair's candidates (two small arrays per sentence), the
+threshold (fixed, calibrated from the score distribution, or from gold pairs: ``mining.calibrate``), weak
+alternates and overlaps. Also reads each language's segments (line and part of every row), which the overlap
+rules need."""
+
+from __future__ import annotations
+
+import apache_beam as beam
+import numpy as np
+
+from parabeam.mining.config import MiningConfig
+from parabeam.pipelines import metadata, storage
+from parabeam.pipelines.counting import STATS, CountingDoFn
+from parabeam.pipelines.records import pair_name
+
+THRESHOLDS = "thresholds"
+
+
+def read_gold_pairs(path: str) -> set[tuple[str, str]]:
+    """Known pairs ``src<TAB>tgt``, normalised as dedup normalises (``mining.text.normalise_for_dedup``)."""
+    from parabeam.mining.text import normalise_for_dedup as norm
+
+    pairs = set()
+    for line in storage.read_bytes(path).decode("utf-8").splitlines():
+        if line.strip():
+            src, sep, tgt = line.partition("\t")
+            if not sep:
+                raise ValueError(f"{path}: expected src<TAB>tgt per line, got {line[:80]!r}")
+            pairs.add((norm(src), norm(tgt)))
+    return pairs
+
+
+class _ReadSegments(storage.StorageDoFn):
+    def process(self, element):
+        lang, ref = element
+        yield lang, metadata.segments(ref)
+
+
+class _SelectPair(CountingDoFn):
+    def __init__(self, pairs: list[tuple[str, str]], config: MiningConfig):
+        self.pairs = {pair_name(a, b): (a, b) for a, b in pairs}
+        self.config = config
+
+    def setup(self):
+        path = self.config.calibration_gold
+        self._gold = read_gold_pairs(path) if path else None  # read once per worker, not per pair
+
+    def process(self, element, indexes, segments):
+        from parabeam.mining.calibrate import choose_threshold
+        from parabeam.mining.pairs import select
+        from parabeam.mining.passes import first_pass
+
+        name, blocks = element
+        src_lang, tgt_lang = self.pairs[name]
+        blocks = list(blocks)
+        selected = select([c for d, c in blocks if d == "fwd"], [c for d, c in blocks if d == "bwd"],
+                          self.config.retrieval)
+        is_gold = None
+        if self._gold is not None:
+            is_gold = self._known_pairs(selected, indexes[src_lang], indexes[tgt_lang])
+        threshold, info = choose_threshold(selected.score, self.config, is_gold,
+                                           len(self._gold) if self._gold is not None else 0)
+        first = first_pass(selected, threshold=threshold, config=self.config, src=segments[src_lang],
+                           tgt=segments[tgt_lang])
+        if first.floor is not None:
+            info["second_pass_floor"] = first.floor
+        yield beam.pvalue.TaggedOutput(THRESHOLDS, (name, info))
+        yield name, first
+
+    def _known_pairs(self, selected, src_ref, tgt_ref) -> np.ndarray:
+        from parabeam.mining.text import normalise_for_dedup as norm
+
+        src_text = metadata.take_columns(src_ref, selected.src, ["text"]).column("text").to_pylist()
+        tgt_text = metadata.take_columns(tgt_ref, selected.tgt, ["text"]).column("text").to_pylist()
+        return np.array([(norm(s), norm(t)) in self._gold for s, t in zip(src_text, tgt_text)], dtype=bool)
+
+
+class SelectPairs(beam.PTransform):
+    """``(candidates, indexes)`` -> ``{"first": (pair, FirstPass), "segments": (lang, Segments),
+    "thresholds": (pair, info), "stats": counts}``."""
+
+    def __init__(self, pairs: list[tuple[str, str]], config: MiningConfig):
+        super().__init__()
+        self.pairs = pairs
+        self.config = config
+
+    def expand(self, inputs):
+        candidates, indexes = inputs
+        segments = indexes | "ReadSegments" >> beam.ParDo(_ReadSegments())
+        first = (
+            candidates
+            | "GroupByPair" >> beam.GroupByKey()
+            | "FirstPass" >> beam.ParDo(_SelectPair(self.pairs, self.config), beam.pvalue.AsDict(indexes),
+                                        beam.pvalue.AsDict(segments)).with_outputs(STATS, THRESHOLDS, main="first")
+        )
+        return {"first": first.first, "segments": segments, "thresholds": first[THRESHOLDS], "stats": first[STATS]}
