@@ -47,3 +47,11 @@ def make_tiny_bert(directory: str, corpus: list[str], vocab_size: int = 200, hid
                         intermediate_size=2 * hidden, max_position_embeddings=64)
     BertModel(config).save_pretrained(directory)
     return directory
+
+
+def pytest_collection_modifyitems(config, items):
+    """Every test not marked integration, slow or gpu is a unit test (``pytest -m unit`` runs only those)."""
+    tiers = {"integration", "slow", "gpu"}
+    for item in items:
+        if not tiers & {m.name for m in item.iter_markers()}:
+            item.add_marker(pytest.mark.unit)

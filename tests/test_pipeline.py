@@ -16,6 +16,7 @@ from parabeam.mining.bitext import BITEXT_SCHEMA, REQUIRED_COLUMNS
 from parabeam.pipelines.cli import main
 
 SAMPLE = os.path.join(REPO, "sample")
+pytestmark = pytest.mark.integration
 BEAM_ARGS = ["--runner=FnApiRunner"]
 
 

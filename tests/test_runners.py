@@ -19,6 +19,7 @@ from conftest import REPO
 from parabeam.pipelines.cli import main
 
 SAMPLE = os.path.join(REPO, "sample")
+pytestmark = pytest.mark.integration
 LANGS = "de,en,zh"
 IGNORED_COLUMNS = {"run_id"}
 

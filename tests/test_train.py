@@ -149,8 +149,10 @@ def test_distill_rejects_pairs_without_the_pivot(tmp_path):
 
 
 def test_config_errors_are_clear(tmp_path):
-    with pytest.raises(ValueError, match="unknown training config key"):
+    with pytest.raises(ValueError, match=r"unknown key\(s\) \['learning_rate'\] in training config; known: .*'lr'"):
         config_from_dict({"method": "distill", "learning_rate": 1, "train": [{"bitext": "x"}]})
+    with pytest.raises(ValueError, match="did you mean 'epochs'"):
+        config_from_dict({"method": "distill", "epoch": 1, "train": [{"bitext": "x"}]})
     with pytest.raises(ValueError, match="method must be"):
         config_from_dict({"method": "magic", "train": [{"bitext": "x"}]})
     with pytest.raises(ValueError, match="no training data"):
@@ -175,6 +177,7 @@ def test_distill_config_in_conf_is_valid():
     assert not any("tatoeba" in s.src or "tatoeba" in s.tgt for s in config.train)
 
 
+@pytest.mark.integration
 def test_mine_train_mine_loop_on_the_sample(tmp_path):
     """One round of the loop: mine the sample, train the default encoder on the mined pairs (translation ranking,
     a few steps), mine again with the trained directory, and check the planted pairs still come out."""
@@ -221,6 +224,7 @@ def test_embeddings_only_training_leaves_the_network_alone(tmp_path):
     assert changed == {"embeddings.word_embeddings.weight"}
 
 
+@pytest.mark.integration
 def test_cli_training_shows_progress_without_verbose(tmp_path, caplog):
     pytest.importorskip("transformers")
     import logging

@@ -1,4 +1,4 @@
-"""The mined-bitext Parquet schema (DESIGN.md contract) and its writer/reader helpers.
+"""The mined-bitext Parquet schema (a fixed contract: the README's "Output" section) and its writer/reader helpers.
 
 One explicit ``pyarrow.schema``: the eight required columns first, then provenance (which document, shard and
 row each side came from), the LID confidence of each side, and the encoder and run that produced the pair.

@@ -54,53 +54,27 @@ def _eval_parser(sub) -> None:
 
 
 def _train_parser(sub) -> None:
+    from parabeam.encoders.train_config import TrainConfig
+    from parabeam.options import add_flags
+
     p = sub.add_parser("train", help="train an encoder on parallel sentences (translation ranking or distillation)")
     p.add_argument("--config", help="YAML training config (e.g. conf/distill.yaml)")
     p.add_argument("--output", required=True, metavar="DIR", help="encoder directory to write (resumes if present)")
-    p.add_argument("--method", choices=["translation-ranking", "distill"])
-    p.add_argument("--student", help="initial encoder spec (default: the bundled model)")
-    p.add_argument("--teacher", help="teacher encoder spec for distill (default: the bundled model)")
     p.add_argument("--bitext", action="append", metavar="PARQUET_DIR_OR_GLOB", help="pairs from parabeam mine")
     p.add_argument("--min-score", type=float, default=1.2, help="keep mined pairs scoring at least this")
     p.add_argument("--parallel", action="append", nargs=4, metavar=("SRC_FILE", "TGT_FILE", "SRC_LANG", "TGT_LANG"),
                    help="line-aligned parallel files")
     p.add_argument("--data-root", help="directory that relative data paths in --config are under")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--lr", type=float)
-    p.add_argument("--max-minutes", type=float, help="stop and save after this much training time")
-    p.add_argument("--extend-vocab", type=int, metavar="N", help="add up to N SentencePiece pieces (default model)")
-    p.add_argument("--lexicon", type=int, metavar="N",
-                   help="distill: add up to N word pairs per language induced from its parallel pairs (IBM Model 1)")
-    p.add_argument("--train-parts", choices=["all", "embeddings"],
-                   help="all weights, or only the token embedding table (keeps covered languages where they are)")
-    p.add_argument("--merge-alpha", type=float, metavar="A",
-                   help="after training, move the weights back to initial + A * (trained - initial) (WiSE-FT)")
-    p.add_argument("--merge-langs", metavar="LANGS",
-                   help="comma-separated: merge only the embedding rows these languages' training text uses")
-    p.add_argument("--anchor-langs", metavar="LANGS",
-                   help="distill: only pairs of these languages also train the student's pivot side (faster)")
-    p.add_argument("--device", help="cpu, cuda (default: cuda when present)")
-    p.add_argument("--seed", type=int)
     p.add_argument("--no-resume", action="store_true", help="start over even if DIR holds a checkpoint")
+    p.set_defaults(config_flags=add_flags(p, TrainConfig))
 
 
 def _run_train(args) -> int:
     from parabeam.encoders.train import config_from_dict, train
-    from parabeam.pipelines.config import resolve_preset
+    from parabeam.options import flag_overrides, merge
+    from parabeam.pipelines.config import read_preset
 
-    data: dict = {}
-    if args.config:
-        import yaml
-
-        with open(resolve_preset(args.config), encoding="utf-8") as f:
-            data = yaml.safe_load(f) or {}
-    flags = {"method": args.method, "student": args.student, "teacher": args.teacher, "epochs": args.epochs,
-             "batch_size": args.batch_size, "lr": args.lr, "max_minutes": args.max_minutes,
-             "extend_vocab": args.extend_vocab, "lexicon": args.lexicon, "train_parts": args.train_parts,
-             "merge_alpha": args.merge_alpha, "merge_langs": args.merge_langs, "anchor_langs": args.anchor_langs,
-             "device": args.device, "seed": args.seed}
-    data.update({k: v for k, v in flags.items() if v is not None})
+    data = merge(read_preset(args.config), flag_overrides(args, args.config_flags))
     extra = [{"bitext": path, "min_score": args.min_score} for path in args.bitext or []]
     extra += [{"src": a, "tgt": b, "src_lang": c, "tgt_lang": d} for a, b, c, d in args.parallel or []]
     if extra:
