@@ -29,7 +29,6 @@ setup(
         "pyarrow>=14",
         "numpy>=1.24",
         "pyyaml>=6",
-        "warcio>=1.7",
         "py3langid>=0.3",
         "blingfire>=0.1.8",
     ],

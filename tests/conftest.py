@@ -17,6 +17,17 @@ def shared_path(*parts: str) -> str:
 
 
 @pytest.fixture(scope="session")
+def sample_output(tmp_path_factory):
+    """The bundled sample mined at defaults (5 languages, in-process runner), shared by the tests that read it."""
+    from parabeam.pipelines.cli import main
+
+    out = str(tmp_path_factory.mktemp("sample") / "out")
+    assert main(["mine", "--input", os.path.join(REPO, "sample", "*.gz"), "--langs", "de,en,fr,es,zh", "--output",
+                 out, "--runner=FnApiRunner"]) == 0
+    return out
+
+
+@pytest.fixture(scope="session")
 def default_encoder():
     from parabeam.encoders.registry import load_encoder
 
@@ -29,7 +40,7 @@ def unit_vectors(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
-def make_tiny_bert(directory: str, corpus: list[str], vocab_size: int = 200, hidden: int = 32) -> str:
+def make_tiny_bert(directory: str, corpus: list[str], vocab_size: int = 200, hidden: int = 32, seed: int = 0) -> str:
     """A random-initialised BERT with a WordPiece tokenizer trained on ``corpus`` on the fly: nothing downloaded."""
     import torch
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
@@ -42,7 +53,7 @@ def make_tiny_bert(directory: str, corpus: list[str], vocab_size: int = 200, hid
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]",
                                    cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
     fast.save_pretrained(directory)
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     config = BertConfig(vocab_size=fast.vocab_size, hidden_size=hidden, num_hidden_layers=2, num_attention_heads=2,
                         intermediate_size=2 * hidden, max_position_embeddings=64)
     BertModel(config).save_pretrained(directory)

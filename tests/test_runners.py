@@ -89,6 +89,7 @@ def portable_services():
             proc.wait(timeout=30)
 
 
+@pytest.mark.slow  # a minute or more: the other runners' services start in their own processes
 def test_portable_runner_with_external_workers_matches_direct(direct_run, portable_services, tmp_path):
     out = str(tmp_path / "portable")
     assert main(["mine", "--input", f"{SAMPLE}/*.gz", "--langs", LANGS, "--output", out, *portable_services]) == 0
@@ -97,6 +98,7 @@ def test_portable_runner_with_external_workers_matches_direct(direct_run, portab
     assert _report(open(f"{out}/report.json", encoding="utf-8").read()) == report
 
 
+@pytest.mark.slow  # a minute or more: the other runners' services start in their own processes
 def test_dask_runner_on_a_process_cluster_matches_direct(direct_run, tmp_path):
     distributed = pytest.importorskip("dask.distributed")
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
@@ -131,6 +133,7 @@ def s3_server():
         server.stop()
 
 
+@pytest.mark.slow  # a minute or more: the other runners' services start in their own processes
 def test_s3_input_and_output_on_portable_workers(direct_run, s3_server, portable_services):
     # workers in other processes read s3:// and write s3://: nothing relies on the launcher's disk
     pafs = pytest.importorskip("pyarrow.fs")
@@ -190,7 +193,7 @@ def test_resource_hints_reach_the_pipeline_graph(tmp_path):
     p = beam.Pipeline(options=PipelineOptions(["--runner=DirectRunner"]))
     langs = parse_languages("de,en")
     build_pipeline(p, paths=[f"{SAMPLE}/sample.jsonl.gz"], languages=langs, pairs=[(langs[0], langs[1])],
-                   output=str(tmp_path), config=config, run_id="graph-only")
+                   output=str(tmp_path), work=str(tmp_path / "_work"), config=config, run_id="graph-only")
     proto = p.to_runner_api()
     hints = {}
     for t in proto.components.transforms.values():

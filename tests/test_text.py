@@ -2,15 +2,8 @@
 
 from __future__ import annotations
 
-import gzip
-import io
-import json
-import os
-from collections import Counter
-
 import pytest
 
-from conftest import REPO
 from parabeam.mining.languages import (
     close_varieties,
     code_by_lid_label,
@@ -19,7 +12,6 @@ from parabeam.mining.languages import (
     parse_language,
     parse_languages,
 )
-from parabeam.mining.readers import read_documents
 from parabeam.mining.text import (
     ALTERNATE_SENTENCE,
     LanguageIdentifier,
@@ -31,49 +23,6 @@ from parabeam.mining.text import (
     split_sentences,
     text_length,
 )
-
-SAMPLE_WET = os.path.join(REPO, "sample", "sample.warc.wet.gz")
-
-
-def _read(data: bytes, name: str):
-    drops: Counter[str] = Counter()
-    docs = list(read_documents(io.BytesIO(data), name, lambda reason: drops.update([reason])))
-    return docs, drops
-
-
-def test_wet_sample_reads_every_record():
-    with open(SAMPLE_WET, "rb") as f:
-        docs, drops = _read(f.read(), "sample.warc.wet.gz")
-    assert len(docs) == 19 and not drops
-    assert all(d.url.startswith("https://") and d.digest.startswith("sha1:") for d in docs)
-    assert {d.url.split("//")[1].split(".")[0] for d in docs} == {"en", "de", "zh"}
-
-
-def test_truncated_gzip_keeps_what_was_read_and_counts_it():
-    with open(SAMPLE_WET, "rb") as f:
-        data = f.read()
-    docs, drops = _read(data[: len(data) // 2], "broken.warc.wet.gz")
-    assert 0 < len(docs) < 19
-    assert sum(drops.values()) == 1
-
-
-def test_jsonl_bad_records_are_skipped_and_counted():
-    lines = [
-        json.dumps({"url": "u1", "digest": "d1", "raw_content": "Erster Text."}).encode(),
-        b"{not json",
-        json.dumps({"url": "u2"}).encode(),
-        b"\xff\xfe invalid utf8",
-        json.dumps({"url": "u3", "text": "Second text."}).encode(),
-    ]
-    docs, drops = _read(gzip.compress(b"\n".join(lines)), "x.jsonl.gz")
-    assert [d.url for d in docs] == ["u1", "u3"]
-    assert drops == Counter({"malformed_json": 1, "missing_text_field": 1, "invalid_utf8": 1})
-
-
-def test_plain_text_documents_are_blank_line_blocks():
-    docs, drops = _read(b"line one\nline two\n\nsecond doc\n", "notes.txt")
-    assert [d.text for d in docs] == ["line one\nline two", "second doc"]
-    assert docs[1].offset == 4 and not drops
 
 
 @pytest.mark.parametrize(

@@ -48,7 +48,8 @@ class Encoder(abc.ABC):
     #: A short identifier written into outputs (Parquet ``encoder`` column, report.json, model cards).
     name: str = "encoder"
 
-    def __init__(self, *, max_tokens: int = 2048, max_batch: int = 512, max_seq_tokens: int = 256) -> None:
+    def __init__(self, *, max_tokens: int = 2048, max_batch: int = 512, max_seq_tokens: int | None = None) -> None:
+        """``max_seq_tokens``: tokens per sentence before truncation; None: the model's own limit."""
         self.max_tokens = max_tokens
         self.max_batch = max_batch
         self.max_seq_tokens = max_seq_tokens

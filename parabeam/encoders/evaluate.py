@@ -87,6 +87,33 @@ def read_lines(path: str) -> list[str]:
         return [line.rstrip("\r\n") for line in f]
 
 
+def check_inputs(*paths: str | None) -> None:
+    """Each given path is a readable file with at least one non-empty line (a clear error otherwise: an empty
+    evaluation set has no accuracy to report)."""
+    import os
+
+    for path in paths:
+        if path is None:
+            continue
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"{path} does not exist")
+        if os.path.isdir(path):
+            raise ValueError(f"{path} is a folder; give a file")
+        with open(path, encoding="utf-8", errors="replace") as f:
+            if not any(line.strip() for line in f):
+                raise ValueError(f"{path} is empty: nothing to evaluate")
+
+
+def read_parallel_lines(src_path: str, tgt_path: str) -> tuple[list[str], list[str]]:
+    """Line-aligned files (line i of one translates line i of the other), as lists of equal length."""
+    src, tgt = read_lines(src_path), read_lines(tgt_path)
+    if len(src) != len(tgt):
+        raise ValueError(f"{src_path} has {len(src)} lines but {tgt_path} has {len(tgt)}")
+    if not src:
+        raise ValueError(f"{src_path} is empty: nothing to evaluate")
+    return src, tgt
+
+
 def read_bucc_sentences(path: str) -> tuple[list[str], list[str]]:
     ids, texts = [], []
     for n, line in enumerate(read_lines(path), start=1):
@@ -113,9 +140,7 @@ def read_bucc_gold(path: str) -> set[tuple[str, str]]:
 
 
 def tatoeba_files(encoder: Encoder, src_path: str, tgt_path: str) -> dict[str, float]:
-    src, tgt = read_lines(src_path), read_lines(tgt_path)
-    if len(src) != len(tgt):
-        raise ValueError(f"{src_path} has {len(src)} lines but {tgt_path} has {len(tgt)}")
+    src, tgt = read_parallel_lines(src_path, tgt_path)
     result = tatoeba_accuracy(encoder.encode(src), encoder.encode(tgt))
     return {**result, "n": len(src)}
 
@@ -126,5 +151,8 @@ def bucc_files(
     src_ids, src_texts = read_bucc_sentences(src_path)
     tgt_ids, tgt_texts = read_bucc_sentences(tgt_path)
     gold = read_bucc_gold(gold_path)
+    for path, ids in ((src_path, src_ids), (tgt_path, tgt_ids), (gold_path, gold)):
+        if not ids:
+            raise ValueError(f"{path} holds no line in the BUCC format: nothing to evaluate")
     candidates = bucc_candidates(src_ids, encoder.encode(src_texts), tgt_ids, encoder.encode(tgt_texts), config)
     return best_threshold_f1(candidates, gold)

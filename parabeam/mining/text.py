@@ -214,6 +214,19 @@ def clean_sentence(sentence: str) -> str:
     return " ".join(unicodedata.normalize("NFKC", sentence).split())
 
 
+def code_digest(function) -> str:
+    """A digest of a function's compiled code (instructions, constants, names): it changes when the function's
+    logic does, not when a comment does. Cache keys use it so that nobody has to bump a version by hand."""
+    import hashlib
+
+    code = function.__code__
+    return hashlib.sha256(repr((code.co_code, code.co_consts, code.co_names)).encode()).hexdigest()[:16]
+
+
+# what the text cleaning before encoding is, in embedding cache keys (Python's and Unicode's versions with it)
+CLEANING_VERSION = f"{code_digest(clean_sentence)}|unicode-{unicodedata.unidata_version}"
+
+
 class LanguageIdentifier:
     """Thin wrapper around py3langid: ``predict(text) -> (label, probability)``."""
 

@@ -39,6 +39,7 @@ class _BuildIndex(CountingDoFn):
         ref = IndexRef(lang, path, factory, tuple(refs))
         if storage.FileSystems.exists(path):
             self.count(f"languages/{lang}/index_reused")
+            self.count(f"languages/{lang}/indexed", sum(sizes))
             yield lang, ref
             return
         index, _ = build_index(lambda i: storage.load_npy(refs[i].embeddings), sizes, d, self.config, factory)

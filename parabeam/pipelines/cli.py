@@ -1,7 +1,9 @@
 """The ``parabeam`` console script: ``mine``, ``train`` and ``eval {tatoeba,bucc,xsim}``.
 
-Flags not listed here are Beam pipeline options (``--runner``, ``--direct_num_workers``, ``--project`` ...)
-and go to ``PipelineOptions`` untouched.
+``mine`` takes parabeam's own options (derived from the config tree, ``parabeam.options``) and any Beam pipeline
+option (``--runner``, ``--direct_num_workers``, ``--project`` ...), which go to ``PipelineOptions``; a flag that
+neither knows is an error that names the closest known one. Errors are one line on stderr (the traceback with
+``-v``), and bad input is refused before any work starts.
 """
 
 from __future__ import annotations
@@ -10,54 +12,76 @@ import argparse
 import json
 import logging
 import sys
+import traceback
 
-# Without --runner, run in-process on this machine's cores (Beam's DirectRunner would otherwise try to fetch
-# the Prism runner, which needs network access).
-DEFAULT_LOCAL_BEAM_ARGS = ["--runner=DirectRunner", "--direct_running_mode=multi_processing",
-                           "--direct_num_workers=2"]
-DASK_RUNNER = "--runner=parabeam.pipelines.dask_runner.DaskRunner"
+from parabeam import __version__
+
+log = logging.getLogger("parabeam")
+
+MINE_EPILOG = """\
+Any other --flag is a Beam pipeline option and passes through to the runner: --runner (default: DirectRunner
+with --direct_running_mode=multi_processing --direct_num_workers=2), --direct_num_workers, --project, --region,
+--temp_location, --sdk_container_image, --environment_type, --environment_config, --s3_endpoint_url,
+--hdfs_host, ... (Beam's own documentation lists them). A flag neither parabeam nor Beam knows is an error.
+OUTPUT receives bitext/pair=L1-L2/part-NNNNN.parquet and report.json; a rerun replaces them as a whole once it
+succeeds (a failed run leaves the previous output as it was); OUTPUT/_work/ caches embeddings and indexes for
+reruns and can be deleted."""
+
+BUCC_DESCRIPTION = """\
+BUCC 2018 F1 of one mining pass (kNN both ways, margin, retrieval) at the F1-optimal threshold, LASER's BUCC
+practice. Files: --src and --tgt hold one sentence per line as ID<TAB>sentence; --gold holds one known pair per
+line as SRC_ID<TAB>TGT_ID. Prints one JSON line: f1, precision, recall (%), threshold."""
 
 
 def _mine_parser(sub) -> None:
     from parabeam.options import add_flags
     from parabeam.pipelines.config import RunConfig
 
-    p = sub.add_parser("mine", help="mine parallel sentences from monolingual text")
+    p = sub.add_parser("mine", help="mine parallel sentences from monolingual text", epilog=MINE_EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
     p.add_argument("--input", action="append", required=True, metavar="GLOB",
                    help="input files (WET, CCNet JSONL, plain text; .gz ok) on any Beam filesystem; repeatable")
     p.add_argument("--langs", required=True, help="comma-separated codes, e.g. de,en or deu_Latn,eng_Latn")
-    p.add_argument("--output", required=True, metavar="DIR")
+    p.add_argument("--output", required=True, metavar="DIR",
+                   help="output folder (local, gs://, s3://, hdfs://): bitext/ Parquet and report.json")
     p.add_argument("--config", help="YAML preset (conf/NAME.yaml or a bundled name such as 'local')")
     p.add_argument("--pivot", help="mine only pairs with this language")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a bitext/ folder in OUTPUT that no parabeam run wrote")
     p.set_defaults(config_flags=add_flags(p, RunConfig))
 
 
 def _eval_parser(sub) -> None:
     p = sub.add_parser("eval", help="evaluate an encoder")
     ev = p.add_subparsers(dest="task", required=True)
-    t = ev.add_parser("tatoeba", help="Tatoeba-style similarity search accuracy (%%), mean of both directions")
-    t.add_argument("--src", required=True)
-    t.add_argument("--tgt", required=True)
-    t.add_argument("--encoder", default="default")
-    b = ev.add_parser("bucc", help="BUCC 2018 F1 with margin mining at the F1-optimal threshold")
-    b.add_argument("--src", required=True)
-    b.add_argument("--tgt", required=True)
-    b.add_argument("--gold", required=True)
-    b.add_argument("--encoder", default="default")
-    b.add_argument("--margin", choices=["ratio", "distance", "absolute"], default="ratio")
-    b.add_argument("--retrieval", choices=["forward", "backward", "intersection", "max"], default="max")
-    b.add_argument("--k", type=int, default=4)
-    x = ev.add_parser("xsim", help="xsim error rate (%%) on line-aligned files, margin-based")
-    x.add_argument("--src", required=True)
-    x.add_argument("--tgt", required=True)
-    x.add_argument("--encoder", default="default")
+    t = ev.add_parser("tatoeba", help="Tatoeba-style similarity search accuracy (%%), mean of both directions",
+                      allow_abbrev=False)
+    t.add_argument("--src", required=True, help="one sentence per line; line i translates line i of --tgt")
+    t.add_argument("--tgt", required=True, help="one sentence per line, as many lines as --src")
+    t.add_argument("--encoder", default="default", metavar="SPEC", help="encoder spec (default: the bundled one)")
+    b = ev.add_parser("bucc", help="BUCC 2018 F1 with margin mining at the F1-optimal threshold",
+                      description=BUCC_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter,
+                      allow_abbrev=False)
+    b.add_argument("--src", required=True, help="source sentences, ID<TAB>sentence per line")
+    b.add_argument("--tgt", required=True, help="target sentences, ID<TAB>sentence per line")
+    b.add_argument("--gold", required=True, help="known pairs, SRC_ID<TAB>TGT_ID per line")
+    b.add_argument("--encoder", default="default", metavar="SPEC", help="encoder spec (default: the bundled one)")
+    b.add_argument("--margin", choices=["ratio", "distance", "absolute"], default="ratio", help="margin function")
+    b.add_argument("--retrieval", choices=["forward", "backward", "intersection", "max"], default="max",
+                   help="candidate selection")
+    b.add_argument("--k", type=int, default=4, help="neighbours for the margin (default 4)")
+    x = ev.add_parser("xsim", help="xsim error rate (%%) on line-aligned files, margin-based", allow_abbrev=False)
+    x.add_argument("--src", required=True, help="one sentence per line; line i translates line i of --tgt")
+    x.add_argument("--tgt", required=True, help="one sentence per line, as many lines as --src")
+    x.add_argument("--encoder", default="default", metavar="SPEC", help="encoder spec (default: the bundled one)")
 
 
 def _train_parser(sub) -> None:
     from parabeam.encoders.train_config import TrainConfig
     from parabeam.options import add_flags
 
-    p = sub.add_parser("train", help="train an encoder on parallel sentences (translation ranking or distillation)")
+    p = sub.add_parser("train", help="train an encoder on parallel sentences (translation ranking or distillation)",
+                       allow_abbrev=False)
     p.add_argument("--config", help="YAML training config (e.g. conf/distill.yaml)")
     p.add_argument("--output", required=True, metavar="DIR", help="encoder directory to write (resumes if present)")
     p.add_argument("--bitext", action="append", metavar="PARQUET_DIR_OR_GLOB", help="pairs from parabeam mine")
@@ -86,47 +110,40 @@ def _run_train(args) -> int:
     return 0
 
 
-def _run_mine(args, beam_args: list[str]) -> int:
+def _run_mine(args, beam_args: list[str], verbose: bool) -> int:
     from parabeam.mining.languages import parse_languages
     from parabeam.options import flag_overrides
+    from parabeam.pipelines import beam_options
     from parabeam.pipelines.config import beam_args_from_config, load_config
     from parabeam.pipelines.mine import run
 
+    beam_options.check_beam_args(beam_args, [f.name for f in args.config_flags])
     languages = parse_languages(args.langs)
-    overrides = flag_overrides(args, args.config_flags)
-    config = load_config(args.config, overrides)
+    config = load_config(args.config, flag_overrides(args, args.config_flags))
     preset_beam = beam_args_from_config(args.config)
     given = {a.split("=", 1)[0] for a in beam_args}
     beam_args = [a for a in preset_beam if a.split("=", 1)[0] not in given] + beam_args
     if not any(a.startswith("--runner") for a in beam_args):
-        beam_args = DEFAULT_LOCAL_BEAM_ARGS + beam_args
+        beam_args = beam_options.DEFAULT_LOCAL_BEAM_ARGS + beam_args
     # Beam's own DaskRunner mixes tagged outputs and runs only one sink; parabeam ships a fixed one
-    beam_args = [DASK_RUNNER if a in ("--runner=DaskRunner", "--runner=dask") else a for a in beam_args]
-    _check_worker_image(beam_args)
-    report = run(inputs=args.input, languages=languages, output=args.output, config=config, pivot=args.pivot,
-                 beam_args=beam_args)
+    beam_args = [beam_options.DASK_RUNNER if a in ("--runner=DaskRunner", "--runner=dask") else a for a in beam_args]
+    beam_options.check_worker_image(beam_args)
+    quiet_workers = not verbose and beam_options.local_worker_processes(beam_args)
+    with beam_options.worker_logs_to_file(quiet_workers) as worker_log:
+        try:
+            report = run(inputs=args.input, languages=languages, output=args.output, config=config,
+                         pivot=args.pivot, beam_args=beam_args, overwrite=args.overwrite)
+        except Exception as err:
+            if worker_log:
+                err.add_note(f"worker logs: {worker_log}")
+            raise
     _print_summary(report, args.output)
     return 0
 
 
-def _check_worker_image(beam_args: list[str]) -> None:
-    """Cluster runners start workers from a container image; Beam's stock image lacks parabeam and fails only
-    once workers run, so a missing image is an error before launch."""
-    from apache_beam.options.pipeline_options import PipelineOptions
-
-    options = PipelineOptions(beam_args).get_all_options(retain_unknown_options=True)
-    runner = str(options.get("runner") or "")
-    if runner.endswith("DataflowRunner") and not options.get("sdk_container_image"):
-        raise ValueError("DataflowRunner needs parabeam's worker image: --sdk_container_image=IMAGE "
-                         "(build it from the Dockerfile)")
-    if str(options.get("environment_type") or "").upper() == "DOCKER" and not options.get("environment_config"):
-        raise ValueError("--environment_type=DOCKER needs --environment_config=IMAGE, parabeam's worker image "
-                         "(build it from the Dockerfile)")
-
-
 def _print_summary(report: dict, output: str) -> None:
     docs = report.get("documents", {})
-    print(f"parabeam: read {docs.get('in', 0)} documents, {report.get('sentences', {}).get('in', 0)} sentences")
+    print(f"parabeam: read {docs.get('out', 0)} documents, {report.get('sentences', {}).get('in', 0)} sentences")
     for lang, counts in sorted(report.get("languages", {}).items()):
         print(f"  {lang}: {counts.get('kept', 0)} unique segments kept")
     for name in report["settings"]["pairs"]:
@@ -140,13 +157,12 @@ def _run_eval(args) -> int:
     from parabeam.encoders.registry import load_encoder
     from parabeam.mining.mine import MiningConfig
 
+    evaluate.check_inputs(args.src, args.tgt, getattr(args, "gold", None))  # before the encoder loads
     encoder = load_encoder(args.encoder)
     if args.task == "tatoeba":
         result = evaluate.tatoeba_files(encoder, args.src, args.tgt)
     elif args.task == "xsim":
-        src, tgt = evaluate.read_lines(args.src), evaluate.read_lines(args.tgt)
-        if len(src) != len(tgt):
-            raise ValueError(f"{args.src} has {len(src)} lines but {args.tgt} has {len(tgt)}")
+        src, tgt = evaluate.read_parallel_lines(args.src, args.tgt)
         result = {"xsim_error": evaluate.xsim_error(encoder.encode(src), encoder.encode(tgt)), "n": len(src)}
     else:
         config = MiningConfig(k=args.k, margin=args.margin, retrieval=args.retrieval)
@@ -155,28 +171,85 @@ def _run_eval(args) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="parabeam", description="Bitext mining with Apache Beam")
-    parser.add_argument("-v", "--verbose", action="store_true")
+class _ConsoleFilter(logging.Filter):
+    """Without -v: parabeam's warnings and progress lines only. Beam's start-up notices, faiss's loader and the
+    like stay out, and so do Beam's logs of a failing bundle: the failure reaches the user once, as the error
+    the run ends with."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name == "parabeam.progress" or record.name.startswith("parabeam.progress."):
+            return True
+        if record.name == "parabeam" or record.name.startswith("parabeam."):
+            return record.levelno >= logging.WARNING
+        return record.levelno >= logging.CRITICAL
+
+
+def _configure_logging(verbose: bool, stream) -> None:
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s" if verbose
+                                           else "parabeam: %(message)s"))
+    if not verbose:
+        handler.addFilter(_ConsoleFilter())
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        if getattr(old, "_parabeam", False):
+            root.removeHandler(old)
+    handler._parabeam = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+
+
+def _one_line(err: BaseException) -> str:
+    """The message of an error, cut to its last meaningful line (a failed pipeline's message is a worker's whole
+    traceback), with its notes."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    text = lines[-1] if lines else type(err).__name__
+    if not isinstance(err, (ValueError, FileNotFoundError)) and not text.startswith(type(err).__name__):
+        text = f"{type(err).__name__}: {text}"
+    notes = "; ".join(getattr(err, "__notes__", []))
+    return text + (f" ({notes})" if notes else "")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="parabeam", description="Bitext mining with Apache Beam",
+                                     allow_abbrev=False)
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="show every log line (Beam's and the workers') and full tracebacks")
+    parser.add_argument("--version", action="version", version=f"parabeam {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     _mine_parser(sub)
     _eval_parser(sub)
     _train_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from parabeam.pipelines.beam_options import console_stream
+
+    parser = build_parser()
     args, extra = parser.parse_known_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("parabeam.progress").setLevel(logging.INFO)  # progress lines show without --verbose
+    console = console_stream()
+    _configure_logging(args.verbose, console)
     if args.command != "mine" and extra:
         parser.error(f"unrecognised arguments: {' '.join(extra)}")
     try:
         if args.command == "mine":
-            return _run_mine(args, extra)
+            return _run_mine(args, extra, args.verbose)
         if args.command == "train":
             return _run_train(args)
         return _run_eval(args)
-    except (ValueError, FileNotFoundError, RuntimeError) as err:
-        print(f"parabeam: error: {err}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:
+        print("parabeam: interrupted", file=console)
+        return 130
+    except Exception as err:
+        if args.verbose:
+            traceback.print_exc(file=console)
+        usage = isinstance(err, (ValueError, FileNotFoundError))
+        hint = "" if args.verbose or usage else " (run with -v for the traceback)"
+        print(f"parabeam: error: {_one_line(err)}{hint}", file=console)
+        return 2 if usage else 1
+    finally:
+        console.flush()
 
 
 if __name__ == "__main__":

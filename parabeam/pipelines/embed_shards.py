@@ -1,10 +1,17 @@
 """EmbedShards: ``((lang, shard), [Sentence])`` -> ``ShardRef``: each shard encoded (length-sorted token-budget
 batches, GPU when present) and stored as fp16 vectors plus a Parquet of the sentences' metadata, under
-``OUTPUT/_work/embeddings``. One encoder per worker process (``sharing.SharedResource``)."""
+``OUTPUT/_work/embeddings``. One encoder per worker process (``sharing.SharedResource``).
+
+Both files are named by a digest of everything that determines their content, so a rerun reuses exactly what is
+still valid and nothing else: the vectors by the encoder's files (``encoders.registry.encoder_fingerprint``: the
+weights' and tokenizer's content, not the spec's name), the device type and precision, the batch budget, the text
+cleaning's code and the texts; the metadata by its schema and every value in it.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import time
 
@@ -13,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 
 from parabeam.mining.bitext import SHARD_META_SCHEMA, table_to_parquet_bytes
-from parabeam.mining.text import clean_sentence
+from parabeam.mining.text import CLEANING_VERSION, clean_sentence
 from parabeam.pipelines import storage
 from parabeam.pipelines.config import EmbedConfig
 from parabeam.pipelines.counting import STATS, CountingDoFn
@@ -32,6 +39,29 @@ def load_configured_encoder(config: EmbedConfig):
     return load_encoder(config.encoder, **kwargs)
 
 
+# the metadata files' version: derived from their schema, so a schema change can never reuse an old file
+META_VERSION = hashlib.sha256(SHARD_META_SCHEMA.to_string().encode()).hexdigest()[:16]
+
+
+def vector_settings(config: EmbedConfig) -> str:
+    """Everything but the texts that determines a shard's vectors, as a string for cache keys."""
+    import torch
+
+    from parabeam.encoders.registry import encoder_fingerprint
+
+    device = config.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    precision = config.precision
+    if precision == "auto":
+        precision = "bf16" if device.startswith("cuda") else "fp32"
+    return json.dumps({"encoder": encoder_fingerprint(config.encoder), "device": device.split(":")[0],
+                       "precision": precision, "max_tokens": config.max_tokens, "cleaning": CLEANING_VERSION},
+                      sort_keys=True)
+
+
+def _meta_row(s) -> tuple:
+    return (s.text, s.url, s.digest, s.source, int(s.offset), float(s.lid_prob), int(s.line), int(s.part))
+
+
 class _Embed(CountingDoFn):
     def __init__(self, config: EmbedConfig, work_dir: str, threads: int = 0):
         self.config = config
@@ -42,6 +72,7 @@ class _Embed(CountingDoFn):
     def setup(self):
         self._box = None
         limit_threads(self.threads, torch_too=True)
+        self._settings = vector_settings(self.config).encode()
 
     @property
     def encoder(self):
@@ -53,13 +84,17 @@ class _Embed(CountingDoFn):
     def process(self, element):
         (lang, shard_id), sentences = element
         sentences = sorted(sentences, key=provenance_key)
-        # the shard's name carries a digest of its content and encoder: a rerun on the same data reuses it
-        h = hashlib.sha1(self.config.encoder.encode() + b"|meta-v3")  # v3: alternate sentences' part
+        vectors, meta = hashlib.sha256(self._settings), hashlib.sha256(META_VERSION.encode())
         for s in sentences:
-            h.update(s.text.encode("utf-8") + b"\0")
-        base = storage.join(self.work_dir, "embeddings", lang, f"shard-{shard_id:05d}-{h.hexdigest()[:16]}")
-        ref = ShardRef(lang, shard_id, len(sentences), base + ".npy", base + ".parquet")
-        if storage.FileSystems.exists(ref.embeddings) and storage.FileSystems.exists(ref.metadata):
+            vectors.update(s.text.encode("utf-8") + b"\0")
+            meta.update(repr(_meta_row(s)).encode("utf-8") + b"\0")
+        folder = storage.join(self.work_dir, "embeddings", lang)
+        ref = ShardRef(lang, shard_id, len(sentences),
+                       storage.join(folder, f"shard-{shard_id:05d}-{vectors.hexdigest()[:20]}.npy"),
+                       storage.join(folder, f"shard-{shard_id:05d}-{meta.hexdigest()[:20]}.parquet"))
+        if not storage.FileSystems.exists(ref.metadata):
+            storage.write_bytes_atomic(ref.metadata, table_to_parquet_bytes(_meta_table(sentences)))
+        if storage.FileSystems.exists(ref.embeddings):
             self.count(f"languages/{lang}/embeddings_reused", len(sentences))
             yield ref
             return
@@ -68,23 +103,15 @@ class _Embed(CountingDoFn):
         seconds = time.perf_counter() - started
         log.info("embedded %s shard %d: %d sentences in %.1f s (%.0f/s)", lang, shard_id, len(sentences), seconds,
                  len(sentences) / max(seconds, 1e-9))
-        meta = pa.table(
-            {
-                "text": [s.text for s in sentences],
-                "url": [s.url for s in sentences],
-                "digest": [s.digest for s in sentences],
-                "source": [s.source for s in sentences],
-                "offset": [int(s.offset) for s in sentences],
-                "lid_prob": [float(s.lid_prob) for s in sentences],
-                "line": [int(s.line) for s in sentences],
-                "part": [int(s.part) for s in sentences],
-            },
-            schema=SHARD_META_SCHEMA,
-        )
-        storage.write_bytes_atomic(ref.metadata, table_to_parquet_bytes(meta))
         storage.write_bytes_atomic(ref.embeddings, storage.npy_bytes(embeddings))
         self.count(f"languages/{lang}/embedded", len(sentences))
         yield ref
+
+
+def _meta_table(sentences) -> pa.Table:
+    rows = [_meta_row(s) for s in sentences]
+    return pa.table({name: [r[i] for r in rows] for i, name in enumerate(SHARD_META_SCHEMA.names)},
+                    schema=SHARD_META_SCHEMA)
 
 
 class EmbedShards(beam.PTransform):

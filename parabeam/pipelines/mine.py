@@ -20,6 +20,7 @@ from parabeam.pipelines.config import RunConfig, cpu_threads_for_runner
 from parabeam.pipelines.deduplicate import Deduplicate
 from parabeam.pipelines.embed_shards import EmbedShards
 from parabeam.pipelines.identify_language import IdentifyLanguage
+from parabeam.pipelines.output import OutputDir
 from parabeam.pipelines.read_documents import ReadDocuments, expand_inputs
 from parabeam.pipelines.records import pair_name
 from parabeam.pipelines.score_margins import ScoreMargins
@@ -41,18 +42,21 @@ def build_pipeline(
     languages: list[Language],
     pairs: list[tuple[Language, Language]],
     output: str,
+    work: str,
     config: RunConfig,
     run_id: str,
+    settings: dict | None = None,
 ) -> None:
-    """Adds every stage to ``p``. ``paths`` are already expanded (see ``expand_inputs``)."""
+    """Adds every stage to ``p``: results (bitext, report.json) go to ``output``, embedding shards and indexes to
+    ``work``. ``paths`` are already expanded (see ``expand_inputs``); ``settings`` adds to report.json's."""
     settings = {
         "run_id": run_id,
         "inputs": paths,
         "languages": [lang.code for lang in languages],
         "pairs": [pair_name(a.code, b.code) for a, b in pairs],
         "config": config.to_dict(),
+        **(settings or {}),
     }
-    work = storage.join(output, "_work")
     code_pairs = [(a.code, b.code) for a, b in pairs]
     mined_languages = sorted({code for pair in code_pairs for code in pair})
     threads, hints, mining = config.cpu_threads, config.resources, config.mining
@@ -88,30 +92,37 @@ def run(
     pivot: str | None = None,
     beam_args: list[str] | None = None,
     test_pipeline: beam.Pipeline | None = None,
+    overwrite: bool = False,
 ) -> dict:
-    """Mine ``languages`` from ``inputs`` into ``output``; returns the report (report.json's content)."""
+    """Mine ``languages`` from ``inputs`` into ``output``; returns the report (report.json's content).
+
+    The results are staged and swapped in only when the pipeline succeeds (``parabeam.pipelines.output``): the
+    output then holds this run and nothing of an earlier one; a failed run leaves the earlier output intact."""
     options = test_pipeline.options if test_pipeline is not None else PipelineOptions(beam_args or [])
-    # paths are expanded and stale output deleted here, before the pipeline exists: remote filesystems
-    # (s3:// endpoint and keys, gs:// project) take their settings from the pipeline options
+    # paths are expanded and the output checked here, before the pipeline exists: remote filesystems (s3://
+    # endpoint and keys, gs:// project) take their settings from the pipeline options
     FileSystems.set_options(options)
     paths = expand_inputs(inputs)
-    if config.cpu_threads == 0:
-        config = dataclasses.replace(config, cpu_threads=cpu_threads_for_runner(options))
     pairs = language_pairs(languages, pivot)
     if not pairs:
         raise ValueError("no language pair to mine (check --langs and --pivot)")
+    out = OutputDir(output)
+    out.check(overwrite)
+    out.prepare()
+    if config.cpu_threads == 0:
+        config = dataclasses.replace(config, cpu_threads=cpu_threads_for_runner(options))
     run_id = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6]
-    # stale parts of an earlier run of the same pairs would mix with this run's output
-    for a, b in pairs:
-        storage.delete_matching(storage.join(output, "bitext", f"pair={pair_name(a.code, b.code)}", "*"))
+    previous = out.previous_run()
     log.info("mining %s from %d file(s) into %s", ", ".join(pair_name(a.code, b.code) for a, b in pairs),
              len(paths), output)
     pipeline = test_pipeline or beam.Pipeline(options=options)
-    build_pipeline(pipeline, paths=paths, languages=languages, pairs=pairs, output=output, config=config,
-                   run_id=run_id)
+    staging = out.staging(run_id)
+    build_pipeline(pipeline, paths=paths, languages=languages, pairs=pairs, output=staging, work=out.work,
+                   config=config, run_id=run_id, settings={"replaces": previous})
     result = pipeline.run()
     result.wait_until_finish()
-    report = json.loads(storage.read_bytes(storage.join(output, "report.json")))
+    report = json.loads(storage.read_bytes(storage.join(staging, "report.json")))
     if report.get("settings", {}).get("run_id") != run_id:
-        raise RuntimeError(f"{output}/report.json was not written by this run ({run_id})")
+        raise RuntimeError(f"{staging}/report.json was not written by this run ({run_id})")
+    out.commit(run_id)
     return report

@@ -19,13 +19,20 @@ log = logging.getLogger("parabeam")
 
 def expand_inputs(patterns: list[str]) -> list[str]:
     """Every file the patterns match, on any Beam filesystem; a clear error for a pattern matching nothing."""
+    import os
+
     paths: list[str] = []
     for pattern in patterns:
+        if "://" not in pattern and os.path.isdir(pattern):
+            raise ValueError(f"input {pattern} is a folder; give a glob of files, e.g. {os.path.join(pattern, '*.gz')}")
         try:
             result = FileSystems.match([pattern])[0]
         except Exception as err:  # Beam raises BeamIOError for unreachable or malformed paths
             raise FileNotFoundError(f"cannot list input {pattern!r}: {err}") from err
         matched = sorted(m.path for m in result.metadata_list if m.size_in_bytes is None or m.size_in_bytes >= 0)
+        folders = [m for m in matched if m.endswith("/") or ("://" not in m and os.path.isdir(m))]
+        if folders:
+            raise ValueError(f"input {pattern!r} matches folder(s) {folders[:3]}; give a glob of files")
         if not matched:
             raise FileNotFoundError(f"input {pattern!r} matches no file")
         paths.extend(matched)
@@ -33,6 +40,14 @@ def expand_inputs(patterns: list[str]) -> list[str]:
 
 
 class _ReadFile(CountingDoFn):
+    """Counts, so that every stage balances: files ``in`` = ``read`` + ``dropped``; documents ``in`` (records
+    met) = ``out`` (passed on) + ``dropped`` by reason."""
+
+    def _event(self, name: str) -> None:
+        self.count(name)
+        if name.startswith("documents/dropped/"):
+            self.count("documents/in")
+
     def process(self, path: str):
         self.count("files/in")
         try:
@@ -41,9 +56,11 @@ class _ReadFile(CountingDoFn):
             self.count("files/dropped/unreadable")
             log.warning("cannot open %s: %s", path, err)
             return
+        self.count("files/read")
         with stream:
-            for doc in read_documents(stream, path, lambda reason: self.count(f"documents/dropped/{reason}")):
+            for doc in read_documents(stream, path, self._event):
                 self.count("documents/in")
+                self.count("documents/out")
                 yield doc
 
 

@@ -40,6 +40,7 @@ class _Split(CountingDoFn):
             elif length > self.config.max_chars:
                 self.count("sentences/dropped/too_long")
             else:
+                self.count("sentences/out")
                 yield Sentence(
                     segment.text, doc.url, doc.digest, doc.source, doc.offset, position,
                     doc_lid_label=doc_label, doc_lid_prob=doc_prob, line=segment.line, part=segment.part,
