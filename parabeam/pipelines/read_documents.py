@@ -47,6 +47,8 @@ class _ReadFile(CountingDoFn):
         self.count(name)
         if name.startswith("documents/dropped/"):
             self.count("documents/in")
+        elif name == "files/truncated":  # what the damaged file still gave, for report.json
+            self.count("documents/read_from_truncated_files", self._read)
 
     def process(self, path: str):
         self.count("files/in")
@@ -57,8 +59,10 @@ class _ReadFile(CountingDoFn):
             log.warning("cannot open %s: %s", path, err)
             return
         self.count("files/read")
+        self._read = 0
         with stream:
             for doc in read_documents(stream, path, self._event):
+                self._read += 1
                 self.count("documents/in")
                 self.count("documents/out")
                 yield doc
