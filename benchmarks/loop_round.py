@@ -110,7 +110,8 @@ def main() -> None:
     ap.add_argument("--n-gold", type=int, default=None, help="gold pairs (default: 4000 for cs, 1500 news)")
     ap.add_argument("--n-extra", type=int, default=8000, help="distractor lines per side")
     ap.add_argument("--train-minutes", type=float, default=10.0)
-    ap.add_argument("--min-score", type=float, default=1.2, help="mined pairs kept for training")
+    ap.add_argument("--min-score", type=float, default=None,
+                    help="mined pairs kept for training (default: every pair parabeam mine kept)")
     args = ap.parse_args()
     lang = args.lang
     corpus, model = f"{args.work}/corpus-{lang}", f"{args.work}/model-{lang}-round1"
@@ -127,7 +128,8 @@ def main() -> None:
     shutil.rmtree(model, ignore_errors=True)
     train_wall = parabeam(
         "train", "--method", "distill", "--student", args.encoder, "--bitext", f"{args.work}/{lang}-round0/bitext",
-        "--min-score", str(args.min_score), "--train-parts", "embeddings", "--lr", "0.001", "--epochs", "8",
+        *(["--min-score", str(args.min_score)] if args.min_score is not None else []),
+        "--train-parts", "embeddings", "--lr", "0.001", "--epochs", "8",
         "--max-minutes", str(args.train_minutes), "--output", model)
     r1 = {"round": 1, "encoder": model, "train_wall_s": round(train_wall, 1),
           **mine(lang, corpus, f"{args.work}/{lang}-round1", model, scorer), **evaluate(lang, model)}

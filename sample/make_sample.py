@@ -2,7 +2,8 @@
 
 Twenty sentences are planted in five languages (en, de, fr, es, zh) as translations of each other; every
 language also gets unrelated sentences that have no translation. Documents mix planted and unrelated sentences
-in different orders and go into WET (en, de, zh) and CCNet-style JSON lines (fr, es). ``gold.tsv`` lists every
+in different orders, one line per paragraph: a planted sentence is a paragraph of its own, unrelated neighbours
+share one; they go into WET (en, de, zh) and CCNet-style JSON lines (fr, es). ``gold.tsv`` lists every
 planted pair for every language pair. Run: ``python sample/make_sample.py`` (deterministic).
 """
 
@@ -180,7 +181,8 @@ def documents(lang: str, rng: random.Random) -> list[list[str]]:
     """Planted and unrelated sentences shuffled into documents of 4-7 sentences; one sentence repeated."""
     sentences = [p[lang] for p in PLANTED] + UNRELATED[lang]
     rng.shuffle(sentences)
-    sentences.append(sentences[0])  # an exact duplicate elsewhere in the corpus, for dedup
+    planted = {p[lang] for p in PLANTED}
+    sentences.append(next(x for x in sentences if x in planted))  # a paragraph repeated elsewhere, for dedup
     docs, i = [], 0
     while i < len(sentences):
         size = rng.randint(4, 7)
@@ -190,9 +192,17 @@ def documents(lang: str, rng: random.Random) -> list[list[str]]:
 
 
 def join_doc(lang: str, sents: list[str]) -> str:
+    """Lines as paragraphs of a web page: a planted sentence is a paragraph of its own (translated pages keep
+    their paragraphs), unrelated sentences next to each other share a paragraph."""
     sep = "" if lang == "zh" else " "
-    # two sentences per line, like paragraphs in CommonCrawl text
-    return "\n".join(sep.join(sents[i:i + 2]) for i in range(0, len(sents), 2))
+    planted = {p[lang] for p in PLANTED}
+    lines: list[list[str]] = []
+    for sentence in sents:
+        if sentence in planted or not lines or lines[-1][-1] in planted:
+            lines.append([sentence])
+        else:
+            lines[-1].append(sentence)
+    return "\n".join(sep.join(line) for line in lines)
 
 
 def wet_record(url: str, text: str, date: str) -> bytes:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from parabeam.mining.calibrate import threshold_from_gold, threshold_from_scores
 
@@ -28,3 +29,19 @@ def test_scores_threshold_separates_two_modes():
 
 def test_scores_threshold_needs_enough_scores():
     assert threshold_from_scores(np.array([1.0, 1.5] * 50)) is None
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_scores_threshold_agrees_with_scikit_learns_mixture(seed):
+    # an independent reference: scikit-learn's GaussianMixture fitted to the same scores, and the lowest score
+    # whose posterior for the upper component reaches 0.9
+    from sklearn.mixture import GaussianMixture
+
+    rng = np.random.default_rng(seed)
+    scores = np.concatenate([rng.normal(0.02, 0.03, 6000), rng.normal(0.22, 0.07, 2000)])  # distance margins
+    ours = threshold_from_scores(scores, posterior=0.9)
+    gm = GaussianMixture(2, random_state=seed).fit(scores[:, None])
+    upper = int(np.argmax(gm.means_.ravel()))
+    grid = np.linspace(gm.means_.min(), gm.means_.max(), 4001)
+    reference = grid[np.flatnonzero(gm.predict_proba(grid[:, None])[:, upper] >= 0.9)[0]]
+    assert ours == pytest.approx(reference, abs=2e-3)

@@ -15,7 +15,7 @@ from parabeam.mining.passes import Segments
 from parabeam.mining.text import ALTERNATE_SENTENCE, WHOLE_LINE, WHOLE_MULTI_SENTENCE_LINE
 
 
-def _naive_candidates(sim, rows, cols, k, retrieval):
+def _naive_candidates(sim, rows, cols, k, retrieval, margin_kind="ratio"):
     """LASER's candidates among ``rows`` x ``cols`` of ``sim``: list of (score, src, tgt, cosine), by loops."""
     def neighbours(i, among, cosine):
         ranked = sorted(among, key=lambda j: (-cosine(i, j), j))  # ties: the smaller id first
@@ -28,7 +28,8 @@ def _naive_candidates(sim, rows, cols, k, retrieval):
     mean_tgt = {j: sum(sim[i][j] for i in nn) / len(nn) for j, nn in nn_tgt.items() if nn}
 
     def margin(i, j):
-        return sim[i][j] / ((mean_src[i] + mean_tgt[j]) / 2)
+        mean = (mean_src[i] + mean_tgt[j]) / 2
+        return sim[i][j] / mean if margin_kind == "ratio" else sim[i][j] - mean
 
     forward, backward = {}, {}
     for i, nn in nn_src.items():
@@ -55,10 +56,12 @@ def _naive_candidates(sim, rows, cols, k, retrieval):
     return kept
 
 
-def _naive_rules(cands, threshold, alternate_margin, src_units, tgt_units, floor=None):
-    """Threshold, the alternate margin, the cosine floor, then one alignment per piece of text."""
+def _naive_rules(cands, threshold, alternate_margin, src_units, tgt_units, floor=None, lengths=None, ratio=None):
+    """Threshold, the cosine floor, the length ratio, the alternate margin, then one alignment per piece of text."""
     out = []
     for score, i, j, cos in cands:
+        if ratio is not None and max(lengths[0][i], lengths[1][j]) > ratio * min(lengths[0][i], lengths[1][j]):
+            continue
         alternate = src_units[i][1] >= ALTERNATE_SENTENCE or tgt_units[j][1] >= ALTERNATE_SENTENCE
         if score < threshold or (alternate and score < threshold + alternate_margin):
             continue
@@ -85,11 +88,11 @@ def _naive_rules(cands, threshold, alternate_margin, src_units, tgt_units, floor
 
 
 def naive_mine(x, y, src_units, tgt_units, *, k, threshold, retrieval, alternate_margin, floor_quantile,
-               second_pass=True):
+               second_pass=True, margin="ratio", lengths=None, ratio=None):
     """Both passes by the definitions; ``*_units``: (line id, part) per row. Returns {(src, tgt): score}."""
     sim = [[float(np.dot(a, b)) for b in y] for a in x]
-    first = _naive_rules(_naive_candidates(sim, list(range(len(x))), list(range(len(y))), k, retrieval), threshold,
-                         alternate_margin, src_units, tgt_units)
+    first = _naive_rules(_naive_candidates(sim, list(range(len(x))), list(range(len(y))), k, retrieval, margin),
+                         threshold, alternate_margin, src_units, tgt_units, lengths=lengths, ratio=ratio)
     result = {(i, j): s for s, i, j, _ in first}
     if not second_pass or not first:
         return result
@@ -100,8 +103,8 @@ def naive_mine(x, y, src_units, tgt_units, *, k, threshold, retrieval, alternate
     rows = [i for i in range(len(x)) if src_units[i][0] not in used_src_lines]
     cols = [j for j in range(len(y)) if tgt_units[j][0] not in used_tgt_lines]
     if rows and cols:
-        again = _naive_rules(_naive_candidates(sim, rows, cols, k, retrieval), threshold, alternate_margin,
-                             src_units, tgt_units, floor)
+        again = _naive_rules(_naive_candidates(sim, rows, cols, k, retrieval, margin), threshold, alternate_margin,
+                             src_units, tgt_units, floor, lengths, ratio)
         result.update({(i, j): s for s, i, j, _ in again})
     return result
 
@@ -143,24 +146,28 @@ def _corpus(seed: int, n_lines: int = 40, d: int = 24):
     return x, y, src_units, tgt_units
 
 
-def _core(x, y, src_units, tgt_units, config):
+def _core(x, y, src_units, tgt_units, config, lengths=None):
     fwd, bwd = search_both(x, y, config.search_k)
-    segs = [Segments(np.array([u[0] for u in units], np.int64), np.array([u[1] for u in units], np.int64))
-            for units in (src_units, tgt_units)]
+    segs = [Segments(np.array([u[0] for u in units], np.int64), np.array([u[1] for u in units], np.int64),
+                     None if lengths is None else np.asarray(side_lengths))
+            for units, side_lengths in zip((src_units, tgt_units), lengths or (None, None))]
     pairs = mine_from_knn(fwd, bwd, config, src=segs[0], tgt=segs[1])
     return {(int(s), int(t)): float(sc) for s, t, sc in zip(pairs.src, pairs.tgt, pairs.score)}
 
 
+@pytest.mark.parametrize("margin,threshold", [("ratio", 1.1), ("distance", 0.06)])
 @pytest.mark.parametrize("retrieval", ["max", "forward", "backward", "intersection"])
 @pytest.mark.parametrize("seed", [0, 3, 4])
-def test_core_equals_the_naive_reference_miner(seed, retrieval):
+def test_core_equals_the_naive_reference_miner(seed, retrieval, margin, threshold):
     x, y, src_units, tgt_units = _corpus(seed)
     # the second pass searches deep enough that refilled lists are the exact neighbours among what is left
-    config = MiningConfig(k=4, retrieval=retrieval, threshold=1.1, alternate_margin=0.05,
-                          second_pass_neighbours=len(x) + len(y), second_pass_floor=0.05)
-    want = naive_mine(x, y, src_units, tgt_units, k=4, threshold=1.1, retrieval=retrieval, alternate_margin=0.05,
-                      floor_quantile=0.05)
-    got = _core(x, y, src_units, tgt_units, config)
+    rng = np.random.default_rng(seed)
+    lengths = (rng.integers(10, 60, len(x)).tolist(), rng.integers(10, 60, len(y)).tolist())  # some ratios > 2
+    config = MiningConfig(k=4, retrieval=retrieval, margin=margin, threshold=threshold, alternate_margin=0.05,
+                          second_pass_neighbours=len(x) + len(y), second_pass_floor=0.05, max_length_ratio=2.0)
+    want = naive_mine(x, y, src_units, tgt_units, k=4, threshold=threshold, retrieval=retrieval, alternate_margin=0.05,
+                      floor_quantile=0.05, margin=margin, lengths=lengths, ratio=2.0)
+    got = _core(x, y, src_units, tgt_units, config, lengths)
     assert sorted(got) == sorted(want)
     np.testing.assert_allclose([got[p] for p in sorted(got)], [want[p] for p in sorted(want)], rtol=1e-5)
     assert len(got) >= 10  # the corpus is not trivially empty at this threshold

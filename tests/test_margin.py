@@ -103,7 +103,7 @@ def test_max_retrieval_is_one_to_one_and_finds_planted_pairs():
     rng = np.random.default_rng(5)
     src, tgt = _planted(rng)
     # random 48-d noise reaches ratio margins of ~1.35 against 500 targets; planted pairs score far above
-    pairs = mine(src, tgt, MiningConfig(threshold=1.4))
+    pairs = mine(src, tgt, MiningConfig(margin="ratio", threshold=1.4))
     assert len(set(pairs.src)) == len(pairs) and len(set(pairs.tgt)) == len(pairs)
     correct = (pairs.src == pairs.tgt) & (pairs.src < 200)
     assert correct.sum() / 200 >= 0.95  # recall of planted pairs
@@ -251,9 +251,9 @@ def _crowded_story(weak_translation: float = 0.6):
 
 def test_second_pass_finds_the_pair_its_story_crowded_out():
     x, y = _crowded_story()
-    config = MiningConfig(k=2, second_pass_neighbours=2)
+    config = MiningConfig(k=2, margin="ratio", threshold=1.2, second_pass_neighbours=2)
     fwd, bwd = search_both(x, y, config.search_k)
-    first = mine_from_knn(fwd, bwd, MiningConfig(k=2, second_pass_neighbours=0))
+    first = mine_from_knn(fwd, bwd, MiningConfig(k=2, margin="ratio", threshold=1.2, second_pass_neighbours=0))
     # first pass: pair 1 (cosine 0.889) has pair 0 as second neighbour on both sides (0.603), so its margin
     # 0.889 / ((0.889 + 0.603) / 2) = 1.19 stays under 1.2; pair 0 (cosine 0.973) passes
     assert sorted(zip(first.src.tolist(), first.tgt.tolist())) == [(i, i) for i in [0, *range(2, 10)]]
@@ -266,13 +266,14 @@ def test_second_pass_finds_the_pair_its_story_crowded_out():
     # the floor: the 5% quantile of the first pass's cosines (0.82, the background pairs)
     assert cosine_floor(first, 0.05) == pytest.approx(0.82, abs=1e-3)
     # a floor above pair 1's cosine (0.889) keeps the second pass from adding it
-    strict = mine_from_knn(fwd, bwd, MiningConfig(k=2, second_pass_neighbours=2, second_pass_floor=0.99))
+    strict = mine_from_knn(fwd, bwd, MiningConfig(k=2, margin="ratio", threshold=1.2, second_pass_neighbours=2,
+                                                  second_pass_floor=0.99))
     assert len(strict) == len(first)
 
 
 def test_second_pass_adds_nothing_when_the_first_pass_kept_nothing():
     x, y = _crowded_story()
-    config = MiningConfig(threshold=5.0)
+    config = MiningConfig(margin="ratio", threshold=5.0, second_pass_neighbours=16)
     assert len(mine(x, y, config)) == 0
     with pytest.raises(ValueError, match="second_pass_floor"):
         MiningConfig(second_pass_floor=1.5)

@@ -79,6 +79,7 @@ def test_text_length_weighs_cjk_characters():
     assert text_length("Hallo") == 5
     assert text_length("您曾说感到胸痛") == 21  # a full sentence in 7 characters passes min_chars=8
     assert text_length("Tokyo東京") == 5 + 2 * 3
+    assert text_length("とうきょう") == 10 and text_length("서울") == 5
 
 
 def test_lid_falls_back_to_a_confident_document():
@@ -143,16 +144,22 @@ def test_segment_modes():
         ("Erstens regnet es.", 2, 0), ("Zweitens ist es kalt.", 2, 1), ("Drittens ist der Bus weg.", 2, 2)]
     assert [s.text for s in split_segments(text, "line")] == text.split("\n")
     assert {s.part for s in split_segments(text, "line")} == {-1}
-    # auto: a line of <= 2 sentences whole (part -2) and as its sentences, which are alternates to it; longer
+    # auto: a line of at most auto_max_sentences sentences is one unit, whole; longer paragraphs are split
+    assert [(s.text, s.part) for s in split_segments(text, "auto", auto_max_sentences=2)] == [
+        ("Der Zug fährt um sieben Uhr ab. Er ist oft voll.", -1), ("Ein einzelner Satz steht hier.", -1),
+        ("Erstens regnet es.", 0), ("Zweitens ist es kalt.", 1), ("Drittens ist der Bus weg.", 2)]
+    assert [s.part for s in split_segments(text, "auto", auto_max_sentences=3)] == [-1, -1, -1]
+    # both: a line of <= 2 sentences whole (part -2) and as its sentences, which are alternates to it; longer
     # paragraphs split only
     alt = ALTERNATE_SENTENCE
-    assert [(s.text, s.part) for s in split_segments(text, "auto")] == [
+    assert [(s.text, s.part) for s in split_segments(text, "both", auto_max_sentences=2)] == [
         ("Der Zug fährt um sieben Uhr ab. Er ist oft voll.", -2), ("Der Zug fährt um sieben Uhr ab.", alt),
         ("Er ist oft voll.", alt + 1), ("Ein einzelner Satz steht hier.", -1),
         ("Erstens regnet es.", 0), ("Zweitens ist es kalt.", 1), ("Drittens ist der Bus weg.", 2)]
-    assert [is_alternate(s.part) for s in split_segments(text, "auto")] == [False, True, True] + [False] * 4
+    assert [is_alternate(s.part) for s in split_segments(text, "both", 2)] == [False, True, True] + [False] * 4
     assert not any(is_alternate(s.part) for s in split_segments(text, "sentence"))
-    assert sum(s.part == -2 for s in split_segments(text, "auto", auto_max_sentences=3)) == 2
+    assert not any(is_alternate(s.part) for s in split_segments(text, "auto"))
+    assert sum(s.part == -2 for s in split_segments(text, "both", auto_max_sentences=3)) == 2
     assert list(split_sentences(text)) == [s.text for s in split_segments(text)]
     with pytest.raises(ValueError, match="segment"):
         list(split_segments(text, "paragraph"))

@@ -30,10 +30,11 @@ class ParallelSource:
 
 @dataclasses.dataclass(frozen=True)
 class BitextSource:
-    """Parquet from ``parabeam mine`` (a directory or glob), pairs scoring at least ``min_score``."""
+    """Parquet from ``parabeam mine`` (a directory or glob), pairs scoring at least ``min_score`` (None: every pair
+    the miner kept, which already passed its threshold)."""
 
     path: str
-    min_score: float = 1.2
+    min_score: float | None = None
     pairs: tuple[str, ...] = ()  # e.g. ("de-en",); empty: all
 
 
@@ -116,7 +117,9 @@ def config_from_dict(data: dict[str, Any], data_root: str | None = None) -> Trai
     def source(item: dict):
         item = dict(item)
         if "bitext" in item:
-            return BitextSource(path=_resolve(item.pop("bitext"), root), min_score=float(item.pop("min_score", 1.2)),
+            min_score = item.pop("min_score", None)
+            return BitextSource(path=_resolve(item.pop("bitext"), root),
+                                min_score=None if min_score is None else float(min_score),
                                 pairs=tuple(item.pop("pairs", ())))
         lines = item.pop("lines", None) or [0, None]
         return ParallelSource(src=_resolve(item.pop("src"), root), tgt=_resolve(item.pop("tgt"), root),

@@ -62,7 +62,8 @@ def read_bitext(source: BitextSource) -> list[Pair]:
     pairs = []
     for row in table.to_pylist():
         name = f"{row['src_lang']}-{row['tgt_lang']}"
-        if row["score"] >= source.min_score and (not source.pairs or name in source.pairs):
+        scored_enough = source.min_score is None or row["score"] >= source.min_score
+        if scored_enough and (not source.pairs or name in source.pairs):
             pairs.append(Pair(row["src_text"], row["tgt_text"], row["src_lang"], row["tgt_lang"]))
     return pairs
 

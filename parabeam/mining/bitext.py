@@ -47,6 +47,7 @@ SHARD_META_SCHEMA = pa.schema(
         ("lid_prob", pa.float32()),
         ("line", pa.int32()),  # line of the document; with part, tells overlapping segments apart
         ("part", pa.int16()),  # mining.text.Segment.part
+        ("length", pa.int32()),  # mining.text.text_length (CJK characters count 3), for the length-ratio filter
     ]
 )
 

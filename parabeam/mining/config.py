@@ -12,9 +12,12 @@ from parabeam.options import option
 
 # Artetxe & Schwenk 2019 use k = 4 neighbours for the margin (sec. 4.1).
 DEFAULT_K = 4
-# The fixed ratio-margin threshold, and what ``threshold: auto`` falls back to when the score distribution has no
-# separate upper mode (mining.calibrate).
-DEFAULT_THRESHOLD = 1.2
+# What ``threshold: auto`` falls back to, per margin, when a pair has too few candidates for a fit (< 200) or its
+# scores show no separate mode of translations (mining.calibrate): the middle of the F1-optimal thresholds of the
+# comparable-news development sets with the bundled encoder (distance 0.100-0.150, ratio 1.24-1.31;
+# benchmarks/RESULTS.md). The cosine (absolute) one is a rough value for the bundled encoder only.
+FALLBACK_THRESHOLDS = {"ratio": 1.27, "distance": 0.12, "absolute": 0.75}
+DEFAULT_THRESHOLD = FALLBACK_THRESHOLDS["distance"]
 
 
 def threshold_value(text: str) -> float | str:
@@ -33,28 +36,34 @@ class MiningConfig:
 
     k: int = option(DEFAULT_K, "neighbours per sentence for the margin's neighbourhood means "
                     "(Artetxe & Schwenk 2019 use 4)")
+    # distance: on comparable news (distractors of the same domain as the gold) it beat the ratio margin at each
+    # one's best threshold on all four development pairs, by 0.7-1.4 F1 (benchmarks/RESULTS.md)
     margin: Literal["ratio", "distance", "absolute"] = option(
-        "ratio", "margin: ratio (cosine / neighbourhood mean), distance (cosine - mean) or absolute (cosine)")
+        "distance", "margin: distance (cosine - neighbourhood mean), ratio (cosine / mean) or absolute (cosine)")
     retrieval: Literal["forward", "backward", "intersection", "max"] = option(
         "max", "candidate selection: forward, backward, intersection of both, or max (one-to-one, greedy by score)")
     threshold: float | str = option(
-        DEFAULT_THRESHOLD, "margin threshold, or 'auto' to calibrate each pair from its score distribution "
-        "(mining.calibrate; falls back to 1.2 when the scores show no separate mode of translations)",
+        "auto", "margin threshold, or 'auto' to calibrate each pair from its score distribution (mining.calibrate; "
+        "falls back to 0.12 for the distance margin, 1.27 for ratio, when a pair has too few candidates)",
         parse=threshold_value, metavar="X|auto")
     max_score: float | None = option(
         None, "drop pairs scoring above this (stopes drops > 1.25: usually boilerplate or identical strings)")
     calibration_gold: str | None = option(
         None, "known pairs (src<TAB>tgt per line) that occur in the corpus: each pair's threshold becomes the "
         "F1-optimal one over them (overrides --threshold)", metavar="TSV")
+    # off by default: on comparable news it added wrong pairs as often as right ones (benchmarks/RESULTS.md)
     second_pass_neighbours: int = option(
-        16, "neighbours searched beyond k for the second pass over what the first leaves unpaired (0: no second "
-        "pass)", metavar="N")
+        0, "neighbours searched beyond k for a second pass over what the first leaves unpaired (0: no second "
+        "pass; 16 is a good value)", metavar="N")
     second_pass_floor: float = option(
         0.05, "a second-pass pair needs a cosine at least this quantile of the first pass's kept cosines",
         metavar="Q")
     alternate_margin: float = option(
-        0.05, "with --segment auto, a pair that uses a sentence of a line also mined whole needs threshold + M",
+        0.05, "with --segment both, a pair that uses a sentence of a line also mined whole needs threshold + M",
         metavar="M")
+    max_length_ratio: float | None = option(
+        2.0, "drop pairs whose longer side is more than this many times the shorter (CJK characters count 3)",
+        metavar="R")
     query_block: int = option(65536, "query rows per block of the in-memory exact search", cli=False)
 
     def __post_init__(self) -> None:
@@ -66,6 +75,11 @@ class MiningConfig:
             raise ValueError(f"retrieval must be one of {', '.join(RETRIEVALS)}; got {self.retrieval!r}")
         if isinstance(self.threshold, str) and self.threshold != "auto":
             raise ValueError(f"threshold must be a number or 'auto'; got {self.threshold!r}")
+        if not self.auto_threshold:
+            # the likely slip since the default margin became distance: a ratio threshold kept, no pair mined
+            if self.margin == "distance" and self.threshold > 0.8:
+                raise ValueError(f"threshold {self.threshold} is not a distance margin (around 0.0-0.3); "
+                                 "use --margin ratio for thresholds around 1.2")
         if self.max_score is not None and not self.auto_threshold and self.max_score <= self.threshold:
             raise ValueError(f"max_score ({self.max_score}) must be above threshold ({self.threshold})")
         if self.query_block < 1:
@@ -74,6 +88,8 @@ class MiningConfig:
             raise ValueError(f"second_pass_neighbours must be >= 0, got {self.second_pass_neighbours}")
         if not 0.0 <= self.second_pass_floor <= 1.0:
             raise ValueError(f"second_pass_floor is a quantile in [0, 1], got {self.second_pass_floor}")
+        if self.max_length_ratio is not None and self.max_length_ratio < 1:
+            raise ValueError(f"max_length_ratio must be >= 1 (or None), got {self.max_length_ratio}")
         if self.alternate_margin < 0:
             raise ValueError(f"alternate_margin must be >= 0, got {self.alternate_margin}")
 
@@ -83,8 +99,8 @@ class MiningConfig:
 
     @property
     def fixed_threshold(self) -> float:
-        """The threshold to use without calibration (``auto`` falls back to the default)."""
-        return DEFAULT_THRESHOLD if self.auto_threshold else float(self.threshold)
+        """The threshold to use without calibration (``auto``: the margin's fallback)."""
+        return FALLBACK_THRESHOLDS[self.margin] if self.auto_threshold else float(self.threshold)
 
     @property
     def search_k(self) -> int:

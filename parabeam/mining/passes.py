@@ -41,34 +41,40 @@ from parabeam.mining.text import WHOLE_LINE, WHOLE_MULTI_SENTENCE_LINE, is_alter
 
 @dataclasses.dataclass(frozen=True)
 class Segments:
-    """What each row of one language is: the line it comes from and its part of it (``Segment.part``)."""
+    """What each row of one language is: the line it comes from, its part of it (``Segment.part``) and its
+    length (``mining.text.text_length``; None where unknown, e.g. plain vectors)."""
 
     line: np.ndarray  # (n,) int64: rows cut from the same document line share a value
     part: np.ndarray  # (n,) int64: WHOLE_LINE, WHOLE_MULTI_SENTENCE_LINE, or a sentence index
+    length: np.ndarray | None = None  # (n,) int64
 
     def __len__(self) -> int:
         return len(self.line)
 
     @classmethod
-    def whole_lines(cls, n: int) -> Segments:
+    def whole_lines(cls, n: int, length: np.ndarray | None = None) -> Segments:
         """Every row a line of its own (one sentence per line input, or plain vectors)."""
-        return cls(np.arange(n, dtype=np.int64), np.full(n, WHOLE_LINE, dtype=np.int64))
+        return cls(np.arange(n, dtype=np.int64), np.full(n, WHOLE_LINE, dtype=np.int64),
+                   None if length is None else np.asarray(length, dtype=np.int64))
 
     @classmethod
-    def from_keys(cls, keys: np.ndarray, part: np.ndarray) -> Segments:
+    def from_keys(cls, keys: np.ndarray, part: np.ndarray, length: np.ndarray | None = None) -> Segments:
         """From (n, m) integer keys that name each row's line (e.g. file, document offset, line)."""
         keys = np.ascontiguousarray(keys, dtype=np.int64).reshape(len(part), -1)
+        length = None if length is None else np.asarray(length, dtype=np.int64)
         if len(keys) == 0:
-            return cls(np.zeros(0, np.int64), np.zeros(0, np.int64))
+            return cls(np.zeros(0, np.int64), np.zeros(0, np.int64), length)
         _, line = np.unique(keys, axis=0, return_inverse=True)
-        return cls(line.reshape(-1).astype(np.int64), np.asarray(part, dtype=np.int64))
+        return cls(line.reshape(-1).astype(np.int64), np.asarray(part, dtype=np.int64), length)
 
     @classmethod
-    def from_units(cls, docs: Sequence, lines: Sequence[int], parts: Sequence[int]) -> Segments:
-        """From a document key (any hashable), a line number and a part per row."""
+    def from_units(cls, docs: Sequence, lines: Sequence[int], parts: Sequence[int],
+                   lengths: Sequence[int] | None = None) -> Segments:
+        """From a document key (any hashable), a line number and a part (and a length) per row."""
         ids: dict = {}
         doc_ids = np.fromiter((ids.setdefault(d, len(ids)) for d in docs), dtype=np.int64, count=len(docs))
-        return cls.from_keys(np.stack([doc_ids, np.asarray(lines, dtype=np.int64)], axis=1), np.asarray(parts))
+        return cls.from_keys(np.stack([doc_ids, np.asarray(lines, dtype=np.int64)], axis=1), np.asarray(parts),
+                             lengths)
 
 
 def drop_weak_alternates(pairs: MinedPairs, src_parts: np.ndarray, tgt_parts: np.ndarray,
@@ -107,12 +113,41 @@ def drop_overlaps(pairs: MinedPairs, src: Segments, tgt: Segments) -> MinedPairs
     return pairs.take(keep)
 
 
-def resolve_overlaps(pairs: MinedPairs, src: Segments, tgt: Segments, alternate_threshold: float
-                     ) -> tuple[MinedPairs, dict[str, int]]:
-    """``drop_weak_alternates`` then ``drop_overlaps``, with how many each dropped."""
-    kept = drop_weak_alternates(pairs, src.part[pairs.src], tgt.part[pairs.tgt], alternate_threshold)
+def length_ratio_ok(pairs: MinedPairs, src: Segments, tgt: Segments, max_ratio: float | None) -> np.ndarray:
+    """(m,) bool: pairs whose longer side is at most ``max_ratio`` times the shorter (lengths weighted per script,
+    ``mining.text.text_length``); all True without lengths or a ratio. A pair of very unequal lengths is a partial
+    or unrelated match far more often than a translation: on the comparable-news development sets, of the pairs
+    above the F1-optimal threshold with a ratio over 2, 4 of 36 were gold (benchmarks/RESULTS.md)."""
+    if max_ratio is None or src.length is None or tgt.length is None or not len(pairs):
+        return np.ones(len(pairs), dtype=bool)
+    a, b = src.length[pairs.src], tgt.length[pairs.tgt]
+    return np.maximum(a, b) <= max_ratio * np.maximum(np.minimum(a, b), 1)
+
+
+def resolve_overlaps(pairs: MinedPairs, src: Segments, tgt: Segments, alternate_threshold: float,
+                     max_length_ratio: float | None = None) -> tuple[MinedPairs, dict[str, int]]:
+    """The length-ratio filter, ``drop_weak_alternates`` then ``drop_overlaps``, with how many each dropped."""
+    proportionate = pairs.take(length_ratio_ok(pairs, src, tgt, max_length_ratio))
+    kept = drop_weak_alternates(proportionate, src.part[proportionate.src], tgt.part[proportionate.tgt],
+                                alternate_threshold)
     final = drop_overlaps(kept, src, tgt)
-    return final, {"weak_alternates": len(pairs) - len(kept), "overlaps_dropped": len(kept) - len(final)}
+    return final, {"length_ratio": len(pairs) - len(proportionate), "weak_alternates": len(proportionate) - len(kept),
+                   "overlaps": len(kept) - len(final)}
+
+
+def _select_and_filter(selected: MinedPairs, threshold: float, config: MiningConfig, src: Segments, tgt: Segments,
+                       floor: float | None = None) -> tuple[MinedPairs, dict[str, int]]:
+    """Candidates -> pairs: the threshold (and ``max_score``, and a cosine floor), then ``resolve_overlaps``;
+    counts under the names of ``DROP_REASONS``."""
+    passing = apply_threshold(selected, threshold, config.max_score)
+    if floor is not None:
+        passing = passing.take(passing.cosine >= floor)
+    pairs, counts = resolve_overlaps(passing, src, tgt, threshold + config.alternate_margin, config.max_length_ratio)
+    return pairs, {"candidates": len(selected), "below_threshold": len(selected) - len(passing), **counts}
+
+
+# why a retrieval candidate is not a pair, in the order the rules apply (report.json: selection.<pair>.dropped)
+DROP_REASONS = ("below_threshold", "length_ratio", "weak_alternates", "overlaps")
 
 
 def cosine_floor(kept: MinedPairs, quantile: float) -> float | None:
@@ -147,9 +182,9 @@ class FirstPass:
 def first_pass(selected: MinedPairs, *, threshold: float, config: MiningConfig, src: Segments,
                tgt: Segments) -> FirstPass:
     """The pairs of the retrieval's candidates ``selected`` that pass ``threshold`` (and ``max_score``), minus
-    weak alternates and overlaps; with the second pass's floor and removed rows when it runs."""
-    pairs, counts = resolve_overlaps(apply_threshold(selected, threshold, config.max_score), src, tgt,
-                                     threshold + config.alternate_margin)
+    pairs of very unequal lengths, weak alternates and overlaps; with the second pass's floor and removed rows
+    when it runs."""
+    pairs, counts = _select_and_filter(selected, threshold, config, src, tgt)
     counts["first_pass"] = len(pairs)
     floor = cosine_floor(pairs, config.second_pass_floor) if config.second_pass_neighbours else None
     if floor is None:
@@ -206,9 +241,7 @@ def finish(first: FirstPass, selected_again: MinedPairs | None, *, config: Minin
     counts = dict(first.counts)
     pairs = first.pairs
     if first.floor is not None and selected_again is not None:
-        again = apply_threshold(selected_again, first.threshold, config.max_score)
-        again = again.take(again.cosine >= first.floor)
-        second, second_counts = resolve_overlaps(again, src, tgt, first.threshold + config.alternate_margin)
+        second, second_counts = _select_and_filter(selected_again, first.threshold, config, src, tgt, first.floor)
         for key, value in second_counts.items():
             counts[key] = counts.get(key, 0) + value
         counts["second_pass"] = len(second)

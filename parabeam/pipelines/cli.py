@@ -85,7 +85,8 @@ def _train_parser(sub) -> None:
     p.add_argument("--config", help="YAML training config (e.g. conf/distill.yaml)")
     p.add_argument("--output", required=True, metavar="DIR", help="encoder directory to write (resumes if present)")
     p.add_argument("--bitext", action="append", metavar="PARQUET_DIR_OR_GLOB", help="pairs from parabeam mine")
-    p.add_argument("--min-score", type=float, default=1.2, help="keep mined pairs scoring at least this")
+    p.add_argument("--min-score", type=float, default=None,
+                   help="keep mined pairs scoring at least this (default: all the pairs parabeam mine kept)")
     p.add_argument("--parallel", action="append", nargs=4, metavar=("SRC_FILE", "TGT_FILE", "SRC_LANG", "TGT_LANG"),
                    help="line-aligned parallel files")
     p.add_argument("--data-root", help="directory that relative data paths in --config are under")
@@ -241,6 +242,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("parabeam: interrupted", file=console)
         return 130
+    except BrokenPipeError:  # the reader of our output went away (| head): nothing left to tell anyone
+        return 141
     except Exception as err:
         if args.verbose:
             traceback.print_exc(file=console)

@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 
 from parabeam.mining.bitext import SHARD_META_SCHEMA, table_to_parquet_bytes
-from parabeam.mining.text import CLEANING_VERSION, clean_sentence
+from parabeam.mining.text import CLEANING_VERSION, clean_sentence, text_length
 from parabeam.pipelines import storage
 from parabeam.pipelines.config import EmbedConfig
 from parabeam.pipelines.counting import STATS, CountingDoFn
@@ -59,7 +59,8 @@ def vector_settings(config: EmbedConfig) -> str:
 
 
 def _meta_row(s) -> tuple:
-    return (s.text, s.url, s.digest, s.source, int(s.offset), float(s.lid_prob), int(s.line), int(s.part))
+    return (s.text, s.url, s.digest, s.source, int(s.offset), float(s.lid_prob), int(s.line), int(s.part),
+            text_length(s.text))
 
 
 class _Embed(CountingDoFn):

@@ -25,11 +25,11 @@ def read_columns(path: str, columns: list[str]) -> pa.Table:
 
 
 def segments(ref: IndexRef) -> Segments:
-    """Every row's line (file, document offset, line) and part, for one language, columnar."""
+    """Every row's line (file, document offset, line), part and length, for one language, columnar."""
     files: dict[str, int] = {}
-    keys, parts = [], []
+    keys, parts, lengths = [], [], []
     for shard in ref.shards:
-        table = read_columns(shard.metadata, ["source", "offset", "line", "part"])
+        table = read_columns(shard.metadata, ["source", "offset", "line", "part", "length"])
         source = table.column("source").combine_chunks().dictionary_encode()
         file_ids = np.array([files.setdefault(v, len(files)) for v in source.dictionary.to_pylist()], np.int64)
         indices = source.indices.to_numpy(zero_copy_only=False)
@@ -39,9 +39,10 @@ def segments(ref: IndexRef) -> Segments:
             table.column("line").to_numpy().astype(np.int64),
         ], axis=1))
         parts.append(table.column("part").to_numpy().astype(np.int64))
+        lengths.append(table.column("length").to_numpy().astype(np.int64))
     if not keys:
         return Segments.whole_lines(0)
-    return Segments.from_keys(np.concatenate(keys), np.concatenate(parts))
+    return Segments.from_keys(np.concatenate(keys), np.concatenate(parts), np.concatenate(lengths))
 
 
 def locate(ref: IndexRef, rows: np.ndarray) -> list[tuple[int, np.ndarray, np.ndarray]]:

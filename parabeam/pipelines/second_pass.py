@@ -7,6 +7,7 @@ from __future__ import annotations
 import apache_beam as beam
 
 from parabeam.mining.config import MiningConfig
+from parabeam.mining.passes import DROP_REASONS
 from parabeam.pipelines.counting import STATS, CountingDoFn
 from parabeam.pipelines.records import Neighbours, pair_name
 from parabeam.pipelines.score_margins import ScoreMargins
@@ -28,9 +29,11 @@ class _Refill(beam.DoFn):
         yield nb._replace(D=D, I=I, means=refilled)
 
 
-# report.json's names for the counts of mining.passes.finish
+# report.json's names for the counts of mining.passes.finish: selection.<pair>.candidates and .dropped.<reason>
+# (both passes), and the pairs each pass kept
 _COUNT_NAMES = {"first_pass": "first_pass/{}", "second_pass": "second_pass/{}", "pairs": "pairs/{}",
-                "weak_alternates": "overlaps/{}/weak_alternates", "overlaps_dropped": "overlaps/{}/dropped"}
+                "candidates": "selection/{}/candidates", **{reason: "selection/{}/dropped/" + reason
+                                                           for reason in DROP_REASONS}}
 
 
 class _FinishPair(CountingDoFn):
