@@ -31,6 +31,7 @@ setup(
         "pyyaml>=6",
         "py3langid>=0.3",
         "blingfire>=0.1.8",
+        "threadpoolctl>=3",
     ],
     extras_require={
         # faiss-gpu-cu12 provides the same `faiss` module as faiss-cpu: `pip uninstall faiss-cpu` after this

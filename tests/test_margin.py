@@ -96,7 +96,7 @@ def test_sharded_mining_equals_unsharded(margin, retrieval):
     sharded = score_candidates([src[:77], src[77:400], src[400:]], [tgt[:250], tgt[250:]], config)
     np.testing.assert_array_equal(whole.src, sharded.src)
     np.testing.assert_array_equal(whole.tgt, sharded.tgt)
-    np.testing.assert_allclose(whole.score, sharded.score, rtol=1e-5)
+    np.testing.assert_allclose(whole.score, sharded.score, rtol=1e-5, atol=1e-6)  # distance margins near 0
 
 
 def test_max_retrieval_is_one_to_one_and_finds_planted_pairs():
@@ -279,3 +279,19 @@ def test_second_pass_adds_nothing_when_the_first_pass_kept_nothing():
         MiningConfig(second_pass_floor=1.5)
     with pytest.raises(ValueError, match="second_pass_neighbours"):
         MiningConfig(second_pass_neighbours=-1)
+
+
+@pytest.mark.parametrize("blocks", [(3, 5), (64, 7), (4096, 4096)])
+def test_both_ways_search_over_shards_equals_bruteforce_with_ties(blocks):
+    from parabeam.mining.knn import exact_knn_both, knn_both_sharded
+
+    rng = np.random.default_rng(7)
+    # small integers: many exact ties in both directions, whatever the BLAS
+    x, y = (rng.integers(-2, 3, (n, 8)).astype(np.float32) for n in (61, 47))
+    (D_f, I_f), (D_b, I_b) = exact_knn_both(x, y, 5, query_block=blocks[0], database_block=blocks[1])
+    for (D, I), (Dr, Ir) in (((D_f, I_f), knn_bruteforce(x, y, 5)), ((D_b, I_b), knn_bruteforce(y, x, 5))):
+        np.testing.assert_array_equal(I, Ir)
+        np.testing.assert_array_equal(D, Dr)
+    fwd, bwd = knn_both_sharded([x[:20], x[20:]], [y[:30], y[30:40], y[40:]], 5)
+    np.testing.assert_array_equal(np.concatenate([I for _, I in fwd]), I_f)
+    np.testing.assert_array_equal(np.concatenate([I for _, I in bwd]), I_b)

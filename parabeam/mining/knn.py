@@ -1,16 +1,31 @@
-"""Exact k-nearest-neighbour search over a database held as shards, merged into the global top-k.
+"""Exact k-nearest-neighbour search (inner product = cosine on unit vectors), both directions from one GEMM.
 
-The margin criterion needs each sentence's k nearest neighbours over the *whole* other language (Artetxe &
-Schwenk 2019, sec. 3.1), not within one shard. Searching shard by shard and merging the per-shard top-k into a
-running global top-k gives exactly the unsharded answer while memory stays bounded by one database shard plus
-one block of queries. Vectors are unit length, so inner product = cosine.
+The margin criterion needs each sentence's k nearest neighbours over the *whole* other language, both ways
+(Artetxe & Schwenk 2019, sec. 3.1). The forward and backward neighbours are the row and column top-k of the same
+similarity matrix, so one blocked matrix product serves both (``exact_knn_both``): LASER's ``mine_bitexts`` and
+FAISS's flat search compute it twice. Per block of the matrix:
+- the product is numpy's GEMM (the BLAS numpy ships), written into a reused buffer: memory is two blocks
+  (2 x 4096 x 4096 float32 = 128 MiB at the defaults), never (block x n);
+- the row top-k goes into FAISS's k-heaps of the queries (``faiss.float_minheap_array_t.addn``, C++ and OpenMP),
+  which persist across blocks, so nothing is merged afterwards;
+- the block is transposed tile by tile (a cache-sized tile at a time: a whole-block transpose is as slow as the
+  product itself) and its rows go into the database rows' heaps.
+Ties: blocks run in increasing id order and a heap keeps the earlier of equal values, then each list is sorted
+by (-similarity, id), so equal similarities resolve to the smaller id whatever the blocking. Fewer than k rows
+pad with -inf / -1. With a CUDA device and ``use_gpu``, the same both-ways pass runs in torch on the GPU.
 """
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Iterable
 
 import numpy as np
+
+QUERY_BLOCK = 4096
+DATABASE_BLOCK = 4096
+_TILE = 256  # transpose tile: 256 x 256 float32 = 256 KiB, cache-resident
 
 
 def merge_topk(
@@ -22,55 +37,66 @@ def merge_topk(
     """
     D = np.concatenate([D_acc, D_new], axis=1)  # (n, k1 + k2) float32
     I = np.concatenate([I_acc, I_new], axis=1)  # (n, k1 + k2) int64
-    # sort by (-similarity, id): lexsort's last key is the primary one
-    order = np.lexsort((I, -D), axis=1)[:, :k]
+    # sort by (-similarity, id), padding (-1) last: lexsort's last key is the primary one
+    order = np.lexsort((np.where(I >= 0, I, np.iinfo(np.int64).max), -D), axis=1)[:, :k]
     return np.take_along_axis(D, order, axis=1), np.take_along_axis(I, order, axis=1)
 
 
-# Extra candidates each block keeps beyond k, so that ties at the k-th place still resolve to the smaller id when
-# blocks are merged (torch's topk picks among equal values arbitrarily).
-_TIE_SLACK = 4
+def _sorted(D: np.ndarray, I: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Heap output -> lists sorted by (-similarity, id), padding as -inf / -1."""
+    D = np.where(I >= 0, D, -np.inf).astype(np.float32)
+    order = np.lexsort((np.where(I >= 0, I, np.iinfo(np.int64).max), -D), axis=1)
+    return np.take_along_axis(D, order, axis=1), np.take_along_axis(I, order, axis=1)
 
 
-def exact_knn(
-    queries: np.ndarray, database: np.ndarray, k: int, *, query_block: int = 2048, database_block: int = 32768
-) -> tuple[np.ndarray, np.ndarray]:
-    """Exact inner-product top-k of ``queries`` (n_q, d) in ``database`` (n_db, d): ``D`` (n_q, k) float32,
-    ``I`` (n_q, k) int64, sorted by decreasing similarity, ties by smaller id; fewer than k rows pad with -inf / -1.
+class _Heaps:
+    """k-best (largest) lists of n rows, filled block by block (FAISS's heap arrays over numpy memory)."""
 
-    Blocked matrix products in torch (MKL/oneDNN GEMM) with a top-k per block merged by ``merge_topk``; memory
-    is one (query_block x database_block) float32 block (256 MiB at the defaults). On this project's 2-core CPU
-    it runs 3-4x faster than FAISS's flat search (OpenBLAS GEMM + heap), which it falls back to without torch.
-    """
-    queries = np.ascontiguousarray(queries, dtype=np.float32)
-    n_q = len(queries)
-    D_out = np.full((n_q, k), -np.inf, dtype=np.float32)
-    I_out = np.full((n_q, k), -1, dtype=np.int64)
-    if n_q == 0 or len(database) == 0:
-        return D_out, I_out
-    try:
-        import torch
-    except ImportError:  # FAISS alone
+    def __init__(self, n: int, k: int):
         import faiss
 
-        D, I = faiss.knn(queries, np.ascontiguousarray(database, dtype=np.float32), min(k, len(database)),
-                         metric=faiss.METRIC_INNER_PRODUCT)
-        return merge_topk(D_out, I_out, D, I, k)
-    for db_start in range(0, len(database), database_block):
-        block = torch.from_numpy(np.ascontiguousarray(database[db_start : db_start + database_block], np.float32))
-        keep = min(k + _TIE_SLACK, len(block))
-        for q_start in range(0, n_q, query_block):
-            rows = slice(q_start, q_start + query_block)
-            sims = torch.from_numpy(queries[rows]) @ block.T  # (q, b) float32
-            values, ids = torch.topk(sims, keep, dim=1)
-            D_out[rows], I_out[rows] = merge_topk(D_out[rows], I_out[rows], values.numpy(), ids.numpy() + db_start, k)
-    return D_out, I_out
+        self.faiss = faiss
+        self.D = np.empty((n, k), dtype=np.float32)  # (n, k) float32
+        self.I = np.empty((n, k), dtype=np.int64)  # (n, k) int64
+        heaps = faiss.float_minheap_array_t()  # a min-heap per row keeps the k largest
+        heaps.k, heaps.nh = k, n
+        heaps.val, heaps.ids = faiss.swig_ptr(self.D), faiss.swig_ptr(self.I)
+        heaps.heapify()
+        self.heaps = heaps
+
+    def add(self, block: np.ndarray, first_row: int, first_id: int) -> None:
+        """Rows ``first_row ..`` take the columns of ``block`` (C-contiguous float32) as ids ``first_id ..``.
+
+        FAISS's max-keeping heaps prefer the *larger* id among equal values, so ids go in negated (-2 - id, clear
+        of the padding id -1) and come out restored: blocks arrive in increasing id order, an equal value does not
+        displace a kept one, and among equal values the larger real id leaves first, so the smaller id wins."""
+        rows, cols = block.shape
+        if rows and cols:
+            ids = -2 - np.arange(first_id, first_id + cols, dtype=np.int64)  # (cols,) shared by every row
+            self.heaps.addn_with_ids(cols, self.faiss.swig_ptr(block), self.faiss.swig_ptr(ids), 0, first_row, rows)
+
+    def result(self) -> tuple[np.ndarray, np.ndarray]:
+        self.heaps.reorder()
+        return _sorted(self.D, np.where(self.I <= -2, -2 - self.I, -1))  # -1: heapify's padding
 
 
-def _torch_device(use_gpu: bool):
-    import torch
+def _transpose_into(block: np.ndarray, out: np.ndarray) -> None:
+    rows, cols = block.shape
+    for i in range(0, rows, _TILE):
+        for j in range(0, cols, _TILE):
+            out[j:j + _TILE, i:i + _TILE] = block[i:i + _TILE, j:j + _TILE].T
 
-    return torch.device("cuda") if use_gpu and torch.cuda.is_available() else torch.device("cpu")
+
+def _cuda_available() -> bool:
+    """A CUDA device torch can use, without importing torch on machines that have none (its import alone costs
+    a few hundred MiB of memory)."""
+    if "torch" not in sys.modules and not os.path.exists("/dev/nvidia0"):
+        return False
+    try:
+        import torch
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
 
 
 def exact_knn_both(
@@ -78,36 +104,66 @@ def exact_knn_both(
     database: np.ndarray,
     k: int,
     *,
-    query_block: int = 2048,
-    database_block: int = 32768,
+    query_block: int = QUERY_BLOCK,
+    database_block: int = DATABASE_BLOCK,
     use_gpu: bool = True,
-) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
-    """Both directions from one pass of blocked GEMM: ``(D, I)`` of ``queries`` in ``database`` (as
-    ``exact_knn``) and ``(D, I)`` of every database row among ``queries`` (ids are query rows). The forward and
-    backward kNN of the margin criterion are the row and column top-k of the same similarity matrix, so a
-    search that computes it once halves the work of two ``exact_knn`` calls. Same tie rule, same padding.
-    Runs on CUDA through torch when one is visible and ``use_gpu``."""
+    both: bool = True,
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray] | None]:
+    """``(D, I)`` of every query's k best database rows, and (``both``) of every database row's k best queries,
+    from one pass of blocked GEMM: ``D`` (n, k) float32 sorted by decreasing similarity, ``I`` (n, k) int64."""
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    queries = np.ascontiguousarray(queries, dtype=np.float32)
+    database = np.ascontiguousarray(database, dtype=np.float32)
+    if use_gpu and len(queries) and len(database) and _cuda_available():
+        return _exact_knn_both_torch(queries, database, k, query_block, database_block, both)
+    n_q, n_db = len(queries), len(database)
+    fwd, bwd = _Heaps(n_q, k), (_Heaps(n_db, k) if both else None)
+    buffer = np.empty(query_block * database_block, dtype=np.float32)
+    transposed = np.empty(query_block * database_block, dtype=np.float32) if both else None
+    for db_start in range(0, n_db, database_block):
+        block_db = database[db_start:db_start + database_block]
+        for q_start in range(0, n_q, query_block):
+            block_q = queries[q_start:q_start + query_block]
+            size = len(block_q) * len(block_db)
+            sims = np.matmul(block_q, block_db.T, out=buffer[:size].reshape(len(block_q), len(block_db)))
+            fwd.add(sims, q_start, db_start)
+            if bwd is not None:
+                columns = transposed[:size].reshape(len(block_db), len(block_q))
+                _transpose_into(sims, columns)
+                bwd.add(columns, db_start, q_start)
+    return fwd.result(), (bwd.result() if bwd is not None else None)
+
+
+def _exact_knn_both_torch(queries, database, k, query_block, database_block, both):
+    """The same both-ways pass on CUDA: torch GEMM and top-k per block, merged with ``merge_topk``."""
     import torch
 
-    device = _torch_device(use_gpu)
-    queries = np.ascontiguousarray(queries, dtype=np.float32)
+    device = torch.device("cuda")
     n_q, n_db = len(queries), len(database)
     fwd = (np.full((n_q, k), -np.inf, dtype=np.float32), np.full((n_q, k), -1, dtype=np.int64))
     bwd = (np.full((n_db, k), -np.inf, dtype=np.float32), np.full((n_db, k), -1, dtype=np.int64))
+    slack = 4  # extra candidates per block, so ties at the k-th place still resolve to the smaller id
     for db_start in range(0, n_db, database_block):
         db_rows = slice(db_start, db_start + database_block)
-        block = torch.from_numpy(np.ascontiguousarray(database[db_rows], np.float32)).to(device)
+        block = torch.from_numpy(database[db_rows]).to(device)
         for q_start in range(0, n_q, query_block):
             q_rows = slice(q_start, q_start + query_block)
-            q = torch.from_numpy(queries[q_rows]).to(device)
-            sims = q @ block.T  # (q, b) float32
-            values, ids = torch.topk(sims, min(k + _TIE_SLACK, sims.shape[1]), dim=1)
+            sims = torch.from_numpy(queries[q_rows]).to(device) @ block.T  # (q, b) float32
+            values, ids = torch.topk(sims, min(k + slack, sims.shape[1]), dim=1)
             fwd[0][q_rows], fwd[1][q_rows] = merge_topk(
                 fwd[0][q_rows], fwd[1][q_rows], values.cpu().numpy(), ids.cpu().numpy() + db_start, k)
-            values, ids = torch.topk(sims, min(k + _TIE_SLACK, sims.shape[0]), dim=0)  # (keep, b)
-            bwd[0][db_rows], bwd[1][db_rows] = merge_topk(
-                bwd[0][db_rows], bwd[1][db_rows], values.T.cpu().numpy(), ids.T.cpu().numpy() + q_start, k)
-    return fwd, bwd
+            if both:
+                values, ids = torch.topk(sims, min(k + slack, sims.shape[0]), dim=0)  # (keep, b)
+                bwd[0][db_rows], bwd[1][db_rows] = merge_topk(
+                    bwd[0][db_rows], bwd[1][db_rows], values.T.cpu().numpy(), ids.T.cpu().numpy() + q_start, k)
+    return fwd, (bwd if both else None)
+
+
+def exact_knn(queries: np.ndarray, database: np.ndarray, k: int, **kwargs) -> tuple[np.ndarray, np.ndarray]:
+    """Exact inner-product top-k of ``queries`` (n_q, d) in ``database`` (n_db, d): one direction of
+    ``exact_knn_both``."""
+    return exact_knn_both(queries, database, k, both=False, **kwargs)[0]
 
 
 def knn_sharded(
@@ -136,14 +192,32 @@ def knn_sharded(
             raise ValueError(f"database shard of shape {shard.shape} does not match query dim {queries.shape[1]}")
         if len(shard) == 0:
             continue
-        for start in range(0, n_q, query_block):
-            stop = min(start + query_block, n_q)
-            D, I = exact_knn(queries[start:stop], shard, k)
-            D_out[start:stop], I_out[start:stop] = merge_topk(
-                D_out[start:stop], I_out[start:stop], D, np.where(I >= 0, I + offset, -1), k
-            )
+        D, I = exact_knn(queries, shard, k)
+        D_out, I_out = merge_topk(D_out, I_out, D, np.where(I >= 0, I + offset, -1), k)
         offset += len(shard)
     return D_out, I_out
+
+
+def knn_both_sharded(
+    src_shards: list[np.ndarray], tgt_shards: list[np.ndarray], k: int
+) -> tuple[list[tuple[np.ndarray, np.ndarray]], list[tuple[np.ndarray, np.ndarray]]]:
+    """Exact kNN of every source shard in the whole target side and of every target shard in the whole source
+    side, one GEMM per (source shard, target shard): ``(fwd, bwd)``, one ``(D, I)`` per shard in shard order with
+    global row ids of the other side."""
+    src = [np.ascontiguousarray(s, dtype=np.float32) for s in src_shards]
+    tgt = [np.ascontiguousarray(t, dtype=np.float32) for t in tgt_shards]
+    src_offsets = np.cumsum([0] + [len(s) for s in src])
+    tgt_offsets = np.cumsum([0] + [len(t) for t in tgt])
+    empty = lambda n: (np.full((n, k), -np.inf, np.float32), np.full((n, k), -1, np.int64))  # noqa: E731
+    fwd, bwd = [empty(len(s)) for s in src], [empty(len(t)) for t in tgt]
+    for a, s in enumerate(src):
+        for b, t in enumerate(tgt):
+            if not len(s) or not len(t):
+                continue
+            (Df, If), (Db, Ib) = exact_knn_both(s, t, k)
+            fwd[a] = merge_topk(*fwd[a], Df, np.where(If >= 0, If + tgt_offsets[b], -1), k)
+            bwd[b] = merge_topk(*bwd[b], Db, np.where(Ib >= 0, Ib + src_offsets[a], -1), k)
+    return fwd, bwd
 
 
 def knn_bruteforce(queries: np.ndarray, database: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -15,7 +15,7 @@ import numpy as np
 from parabeam.mining.calibrate import choose_threshold
 from parabeam.mining.config import DEFAULT_K, MiningConfig
 from parabeam.mining.index import IndexConfig
-from parabeam.mining.knn import knn_sharded
+from parabeam.mining.knn import knn_both_sharded
 from parabeam.mining.margin import knn_means
 from parabeam.mining.pairs import MinedPairs, empty_pairs, select, shard_candidates
 from parabeam.mining.passes import Segments, finish, first_pass, refill
@@ -35,11 +35,9 @@ def search_both(
     query_block: int = 65536,
 ) -> tuple[list, list]:
     """Exact k nearest neighbours of every shard in the other language, both ways: ``(fwd_knn, bwd_knn)``, one
-    ``(D, I)`` per query shard in shard order, ``I`` global rows of the other language."""
-    src_shards, tgt_shards = _as_shards(src_shards), _as_shards(tgt_shards)
-    fwd_knn = [knn_sharded(x, tgt_shards, k, query_block=query_block) for x in src_shards]
-    bwd_knn = [knn_sharded(y, src_shards, k, query_block=query_block) for y in tgt_shards]
-    return fwd_knn, bwd_knn
+    ``(D, I)`` per query shard in shard order, ``I`` global rows of the other language. One GEMM per pair of
+    shards serves both directions (``mining.knn.exact_knn_both``)."""
+    return knn_both_sharded(_as_shards(src_shards), _as_shards(tgt_shards), k)
 
 
 def _means(knn: Knn, k: int) -> np.ndarray:

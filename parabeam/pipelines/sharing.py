@@ -40,11 +40,14 @@ class SharedResource:
 
 
 def limit_threads(n: int, torch_too: bool = False) -> None:
-    """Caps FAISS's (and torch's) CPU threads in this worker process; 0 leaves the libraries' default."""
+    """Caps the CPU threads of FAISS (OpenMP), numpy's BLAS (the exact search's GEMM) and torch in this worker
+    process; 0 leaves the libraries' default."""
     if n > 0:
         import faiss
+        from threadpoolctl import threadpool_limits
 
         faiss.omp_set_num_threads(n)
+        threadpool_limits(n, user_api="blas")
         if torch_too:
             import torch
 
