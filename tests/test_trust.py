@@ -98,13 +98,16 @@ CLEAN_ARGS = ["--input", f"{SAMPLE}/*.gz", "--langs", "de,en,fr", "--shard-size"
 
 @pytest.fixture(scope="module")
 def clean_run(tmp_path_factory):
-    """A clean run of CLEAN_ARGS with the default runner (local worker processes), as a user starts it; it must be
-    quiet on success (the workers' start-up chatter goes to a file)."""
+    """A clean run of CLEAN_ARGS with the default runner (local worker processes), as a user starts it; on success
+    its stderr holds parabeam's progress lines (forwarded from the workers) and nothing of Beam's start-up chatter
+    (which goes to a file)."""
     out = str(tmp_path_factory.mktemp("clean") / "out")
     done = subprocess.run([sys.executable, "-m", "parabeam.pipelines.cli", "mine", *CLEAN_ARGS, "--output", out],
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
-    assert done.stderr.strip() == "", done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert all(line.startswith("parabeam: ") for line in lines), done.stderr
+    assert any(line.startswith("parabeam: embedded de shard") for line in lines), done.stderr
     rows = _rows(out)
     assert len(rows) >= 50
     return rows

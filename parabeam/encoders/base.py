@@ -9,9 +9,11 @@ live here once.
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
+
+PRECISIONS = ("auto", "fp32", "fp16", "bf16", "int8")
 
 
 def token_budget_batches(lengths: Sequence[int], *, max_tokens: int, max_batch: int) -> Iterator[np.ndarray]:
@@ -67,8 +69,9 @@ class Encoder(abc.ABC):
     def _forward(self, token_ids: list[list[int]]) -> np.ndarray:
         """Embeddings of one batch, ``(len(token_ids), dim)`` float32 (normalised or not)."""
 
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
-        """Embed ``texts`` into a float32 ``(n, dim)`` array of unit-length rows, in input order."""
+    def encode(self, texts: Sequence[str], progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+        """Embed ``texts`` into a float32 ``(n, dim)`` array of unit-length rows, in input order; ``progress(done,
+        total)`` is called after every batch when given."""
         if isinstance(texts, str):
             raise TypeError("encode() takes a sequence of strings, not a single string")
         out = np.zeros((len(texts), self.dim), dtype=np.float32)  # (n, dim)
@@ -76,8 +79,12 @@ class Encoder(abc.ABC):
             return out
         token_ids = self._tokenize(list(texts))
         lengths = [len(ids) for ids in token_ids]
+        done = 0
         for batch in token_budget_batches(lengths, max_tokens=self.max_tokens, max_batch=self.max_batch):
             out[batch] = self._forward([token_ids[i] for i in batch])
+            done += len(batch)
+            if progress is not None:
+                progress(done, len(texts))
         return l2_normalise(out)
 
     def count_tokens(self, texts: Sequence[str]) -> int:
@@ -99,21 +106,37 @@ class TorchEncoder(Encoder):
         if max_tokens is None:
             max_tokens = 65536 if device.startswith("cuda") else 2048
         super().__init__(max_tokens=max_tokens, **kwargs)
-        if precision not in ("auto", "fp32", "fp16", "bf16"):
-            raise ValueError(f"precision must be one of auto, fp32, fp16, bf16; got {precision!r}")
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
         if precision == "auto":
             precision = "bf16" if device.startswith("cuda") else "fp32"
         if device == "cpu" and precision == "fp16":
-            raise ValueError("fp16 inference is only supported on CUDA; use fp32 or bf16 on CPU")
+            raise ValueError("fp16 inference is only supported on CUDA; use fp32, bf16 or int8 on CPU")
+        if precision == "int8" and not device.startswith("cpu"):
+            raise ValueError("int8 (dynamic quantisation) runs on CPU only; use bf16 or fp16 on CUDA")
         self.device = torch.device(device)
         self.precision = precision
+
+    def _ready(self, model):
+        """``model`` on the device, in eval mode, and with int8 its linear layers dynamically quantised (torch's
+        ``quantize_dynamic``: int8 weights, activations quantised per batch; inference only)."""
+        import torch
+
+        model = model.to(self.device).eval()
+        if self.precision == "int8":
+            import warnings
+
+            with warnings.catch_warnings():  # torch announces a future replacement of these functions
+                warnings.simplefilter("ignore", UserWarning)
+                model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+        return model
 
     def _autocast(self):
         import contextlib
 
         import torch
 
-        if self.precision == "fp32":
+        if self.precision in ("fp32", "int8"):
             return contextlib.nullcontext()
         dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
         return torch.autocast(device_type=self.device.type, dtype=dtype)

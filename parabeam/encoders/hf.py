@@ -30,7 +30,7 @@ class HFEncoder(TorchEncoder):
         self.pooling = pooling
         self.tokenizer = AutoTokenizer.from_pretrained(name_or_path)
         self.model = AutoModel.from_pretrained(name_or_path)
-        self.model.to(self.device).eval()
+        self.model = self._ready(self.model)
         self._dim = int(self.model.config.hidden_size)
         if self.tokenizer.pad_token_id is None:
             raise ValueError(f"the tokenizer of {name_or_path} has no pad token; set one before using it here")

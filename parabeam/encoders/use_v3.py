@@ -166,7 +166,7 @@ class USEv3Encoder(TorchEncoder):
             eps = 1e-6
         self.model = _torch_module_class()(tensors["embedding.weight"].shape[0], eps=eps)
         self.model.load_state_dict(tensors)
-        self.model.to(self.device).eval()
+        self.model = self._ready(self.model)
 
     @property
     def dim(self) -> int:

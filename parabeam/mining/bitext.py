@@ -34,6 +34,8 @@ BITEXT_SCHEMA = pa.schema(
         ("run_id", pa.string()),
     ]
 )
+# ``--keep-candidates``: every retrieval candidate above a low floor, and whether the run selected it
+CANDIDATE_SCHEMA = BITEXT_SCHEMA.append(pa.field("selected", pa.bool_()))
 REQUIRED_COLUMNS = ("src_lang", "tgt_lang", "src_text", "tgt_text", "score", "cosine", "src_url", "tgt_url")
 
 # Per-shard sentence metadata written next to each embedding shard (row i describes embedding row i).

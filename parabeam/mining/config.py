@@ -18,6 +18,9 @@ DEFAULT_K = 4
 # benchmarks/RESULTS.md). The cosine (absolute) one is a rough value for the bundled encoder only.
 FALLBACK_THRESHOLDS = {"ratio": 1.27, "distance": 0.12, "absolute": 0.75}
 DEFAULT_THRESHOLD = FALLBACK_THRESHOLDS["distance"]
+# --keep-candidates keeps candidates from here up (LASER's threshold 0 keeps every candidate; these drop only
+# candidates whose cosine is below their neighbourhoods' mean)
+CANDIDATE_FLOORS = {"ratio": 1.0, "distance": 0.0, "absolute": 0.3}
 
 
 def threshold_value(text: str) -> float | str:
@@ -64,6 +67,9 @@ class MiningConfig:
     max_length_ratio: float | None = option(
         2.0, "drop pairs whose longer side is more than this many times the shorter (CJK characters count 3)",
         metavar="R")
+    candidate_floor: float | None = option(
+        None, "with --keep-candidates, keep candidates scoring at least this (default: 0.0 for the distance margin, "
+        "1.0 for ratio)", metavar="X")
     query_block: int = option(65536, "query rows per block of the in-memory exact search", cli=False)
 
     def __post_init__(self) -> None:
@@ -101,6 +107,10 @@ class MiningConfig:
     def fixed_threshold(self) -> float:
         """The threshold to use without calibration (``auto``: the margin's fallback)."""
         return FALLBACK_THRESHOLDS[self.margin] if self.auto_threshold else float(self.threshold)
+
+    @property
+    def candidates_from(self) -> float:
+        return CANDIDATE_FLOORS[self.margin] if self.candidate_floor is None else self.candidate_floor
 
     @property
     def search_k(self) -> int:

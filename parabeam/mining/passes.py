@@ -177,19 +177,22 @@ class FirstPass:
     floor: float | None  # the second pass's cosine floor; None: no second pass
     removed_src: np.ndarray | None  # (n_src,) bool: rows of lines the first pass paired
     removed_tgt: np.ndarray | None  # (n_tgt,) bool
+    candidates: MinedPairs | None = None  # every retrieval candidate, when asked for (keep_candidates)
 
 
 def first_pass(selected: MinedPairs, *, threshold: float, config: MiningConfig, src: Segments,
-               tgt: Segments) -> FirstPass:
+               tgt: Segments, keep_candidates: bool = False) -> FirstPass:
     """The pairs of the retrieval's candidates ``selected`` that pass ``threshold`` (and ``max_score``), minus
     pairs of very unequal lengths, weak alternates and overlaps; with the second pass's floor and removed rows
     when it runs."""
     pairs, counts = _select_and_filter(selected, threshold, config, src, tgt)
     counts["first_pass"] = len(pairs)
+    candidates = selected if keep_candidates else None
     floor = cosine_floor(pairs, config.second_pass_floor) if config.second_pass_neighbours else None
     if floor is None:
-        return FirstPass(pairs, threshold, counts, None, None, None)
-    return FirstPass(pairs, threshold, counts, floor, used_rows(pairs.src, src), used_rows(pairs.tgt, tgt))
+        return FirstPass(pairs, threshold, counts, None, None, None, candidates)
+    return FirstPass(pairs, threshold, counts, floor, used_rows(pairs.src, src), used_rows(pairs.tgt, tgt),
+                     candidates)
 
 
 def refill_neighbours(
@@ -227,10 +230,13 @@ def refill(D: np.ndarray, I: np.ndarray, removed_rows: np.ndarray, removed_other
 
 @dataclasses.dataclass
 class Finished:
-    """One pair's final pairs (both passes, by decreasing score) and every count."""
+    """One pair's final pairs (both passes, by decreasing score) and every count; with ``keep_candidates`` also
+    every candidate (of either pass) and whether it was selected."""
 
     pairs: MinedPairs
     counts: dict[str, int]
+    candidates: MinedPairs | None = None
+    selected: np.ndarray | None = None  # (len(candidates),) bool
 
 
 def finish(first: FirstPass, selected_again: MinedPairs | None, *, config: MiningConfig, src: Segments,
@@ -247,4 +253,11 @@ def finish(first: FirstPass, selected_again: MinedPairs | None, *, config: Minin
         counts["second_pass"] = len(second)
         pairs = concat_pairs(pairs, second)
     counts["pairs"] = len(pairs)
-    return Finished(pairs, counts)
+    if first.candidates is None:
+        return Finished(pairs, counts)
+    pool = first.candidates if selected_again is None else concat_pairs(first.candidates, selected_again)
+    keys = lambda p: p.src.astype(np.int64) * (1 << 32) + p.tgt.astype(np.int64)  # noqa: E731
+    _, unique = np.unique(keys(pool), return_index=True)
+    pool = pool.take(np.sort(unique))  # a pair proposed by both passes once
+    pool = pool.take(pool.score >= config.candidates_from)
+    return Finished(pairs, counts, pool, np.isin(keys(pool), keys(pairs)))

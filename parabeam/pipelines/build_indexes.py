@@ -5,12 +5,13 @@ built once per language and shared by every pair that language is in."""
 from __future__ import annotations
 
 import hashlib
+import time
 
 import apache_beam as beam
 
 from parabeam.mining.index import IndexConfig
 from parabeam.pipelines import storage
-from parabeam.pipelines.counting import STATS, CountingDoFn
+from parabeam.pipelines.counting import STATS, CountingDoFn, progress
 from parabeam.pipelines.records import IndexRef
 from parabeam.pipelines.sharing import limit_threads, with_hints
 
@@ -42,9 +43,13 @@ class _BuildIndex(CountingDoFn):
             self.count(f"languages/{lang}/indexed", sum(sizes))
             yield lang, ref
             return
-        index, _ = build_index(lambda i: storage.load_npy(refs[i].embeddings), sizes, d, self.config, factory)
-        storage.write_bytes_atomic(path, serialize(index))
+        started = time.perf_counter()
+        with self.timed("index"):
+            index, _ = build_index(lambda i: storage.load_npy(refs[i].embeddings), sizes, d, self.config, factory)
+            storage.write_bytes_atomic(path, serialize(index))
         self.count(f"languages/{lang}/indexed", index.ntotal)
+        progress("built the %s index (%s, %d vectors) in %.1f s", lang, factory, index.ntotal,
+                 time.perf_counter() - started)
         yield lang, ref
 
 

@@ -1,4 +1,4 @@
-"""The ``parabeam`` console script: ``mine``, ``train`` and ``eval {tatoeba,bucc,xsim}``.
+"""The ``parabeam`` console script: ``mine``, ``export``, ``score``, ``train`` and ``eval {tatoeba,bucc,xsim}``.
 
 ``mine`` takes parabeam's own options (derived from the config tree, ``parabeam.options``) and any Beam pipeline
 option (``--runner``, ``--direct_num_workers``, ``--project`` ...), which go to ``PipelineOptions``; a flag that
@@ -9,12 +9,15 @@ neither knows is an error that names the closest known one. Errors are one line 
 from __future__ import annotations
 
 import argparse
+import codecs
 import json
 import logging
+import re
 import sys
 import traceback
 
 from parabeam import __version__
+from parabeam.progress import PROGRESS
 
 log = logging.getLogger("parabeam")
 
@@ -74,6 +77,41 @@ def _eval_parser(sub) -> None:
     x.add_argument("--src", required=True, help="one sentence per line; line i translates line i of --tgt")
     x.add_argument("--tgt", required=True, help="one sentence per line, as many lines as --src")
     x.add_argument("--encoder", default="default", metavar="SPEC", help="encoder spec (default: the bundled one)")
+
+
+def _export_parser(sub) -> None:
+    p = sub.add_parser("export", help="write mined pairs as TSV, Moses line-aligned files or JSON lines",
+                       allow_abbrev=False)
+    p.add_argument("run", metavar="OUTPUT", help="the --output folder of a parabeam mine run")
+    p.add_argument("--format", required=True, choices=["tsv", "moses", "jsonl"],
+                   help="tsv (header src, tgt, score, cosine), moses (PATH.L1 and PATH.L2, line-aligned; with "
+                        "several pairs PATH.L1-L2.L1 ...), jsonl (one JSON object per pair)")
+    p.add_argument("--output", required=True, metavar="PATH", help="file to write (any Beam filesystem)")
+    p.add_argument("--pair", metavar="L1-L2", help="only this language pair (default: all)")
+    p.add_argument("--min-score", type=float, metavar="X",
+                   help="only pairs scoring at least X; reads OUTPUT/candidates/ when the run kept them "
+                        "(--keep-candidates), so X may also be below the run's threshold")
+
+
+def _score_parser(sub) -> None:
+    from parabeam.mining.config import MiningConfig
+
+    defaults = MiningConfig()
+    p = sub.add_parser("score", help="score given pairs with the margin, without mining (filter a bitext)",
+                       allow_abbrev=False)
+    p.add_argument("--src", help="source sentences, one per line (line-aligned with --tgt)")
+    p.add_argument("--tgt", help="target sentences, one per line")
+    p.add_argument("--pairs", metavar="FILE", help="instead of --src/--tgt: a TSV with a header (src, tgt columns) "
+                                                   "or a Parquet file with src/tgt (or src_text/tgt_text) columns")
+    p.add_argument("--output", required=True, metavar="FILE",
+                   help="TSV with a header: score, cosine, src, tgt; one line per input pair, in input order")
+    p.add_argument("--encoder", default="default", metavar="SPEC", help="encoder spec (default: the bundled one)")
+    p.add_argument("--margin", choices=["distance", "ratio", "absolute"], default=defaults.margin,
+                   help=f"margin function (default: {defaults.margin}, as parabeam mine)")
+    p.add_argument("--k", type=int, default=defaults.k, help=f"neighbours for the margin (default {defaults.k})")
+    p.add_argument("--reference", nargs=2, metavar=("SRC_SAMPLE", "TGT_SAMPLE"),
+                   help="monolingual samples (one sentence per line) to take each side's neighbourhood from, for "
+                        "small inputs (default: the given sentences themselves)")
 
 
 def _train_parser(sub) -> None:
@@ -143,14 +181,46 @@ def _run_mine(args, beam_args: list[str], verbose: bool) -> int:
 
 
 def _print_summary(report: dict, output: str) -> None:
+    from apache_beam.io.filesystems import FileSystems
+
+    from parabeam.pipelines.html_report import STAGES
+
     docs = report.get("documents", {})
-    print(f"parabeam: read {docs.get('out', 0)} documents, {report.get('sentences', {}).get('in', 0)} sentences")
+    print(f"parabeam: read {docs.get('out', 0):,} documents, {report.get('sentences', {}).get('in', 0):,} segments "
+          f"in {report.get('wall_seconds', 0):.1f} s")
     for lang, counts in sorted(report.get("languages", {}).items()):
-        print(f"  {lang}: {counts.get('kept', 0)} unique segments kept")
+        print(f"  {lang}: {counts.get('kept', 0):,} unique segments kept")
     for name in report["settings"]["pairs"]:
         n = report.get("pairs", {}).get(name, 0)
-        print(f"  {name}: {n} pairs -> {output}/bitext/pair={name}/")
-    print(f"report: {output}/report.json")
+        folder = f"{output.rstrip('/')}/bitext/pair={name}"
+        found = FileSystems.match([f"{folder}/*.parquet"])[0].metadata_list
+        files = ", ".join(sorted(m.path.rsplit("/", 1)[-1] for m in found)) or "no file"
+        threshold = (report.get("thresholds") or {}).get(name, {}).get("used")
+        at = f" at threshold {threshold:.3f}" if threshold is not None else ""
+        print(f"  {name}: {n:,} pairs{at} -> {folder}/ ({files})")
+    seconds = report.get("seconds", {})
+    if seconds:
+        print("  busy time per stage: " + ", ".join(f"{s} {seconds[s] / 1000:.1f} s" for s in STAGES if s in seconds))
+    print(f"report: {output.rstrip('/')}/report.html (and report.json)")
+
+
+def _run_export(args) -> int:
+    from parabeam.pipelines.export import export
+
+    written = export(args.run, args.format, args.output, pair=args.pair, min_score=args.min_score)
+    print(json.dumps({"output": args.output, "format": args.format, "pairs": written}))
+    return 0
+
+
+def _run_score(args) -> int:
+    from parabeam.encoders.registry import load_encoder
+    from parabeam.pipelines.export import read_pairs, score_pairs
+
+    src, tgt = read_pairs(args.src, args.tgt, args.pairs)  # before the encoder loads
+    n = score_pairs(src, tgt, args.output, encoder=load_encoder(args.encoder), k=args.k, margin=args.margin,
+                    reference=tuple(args.reference) if args.reference else None)
+    print(json.dumps({"output": args.output, "pairs": n, "margin": args.margin, "k": args.k}))
+    return 0
 
 
 def _run_eval(args) -> int:
@@ -172,17 +242,48 @@ def _run_eval(args) -> int:
     return 0
 
 
+_FORWARDED = re.compile(r'message: "((?:[^"\\]|\\.)*)".*log_location: "([^"]*)"', re.S)
+
+
+def _forwarded(record: logging.LogRecord) -> tuple[str, str] | None:
+    """``(message, location)`` of a worker's log record that a local runner re-logged as the text of its
+    LogEntry (the multi-processing DirectRunner's workers send their logs to the launcher that way)."""
+    text = record.getMessage()
+    if "log_location" not in text:
+        return None
+    found = _FORWARDED.search(text)
+    if found is None:
+        return None
+    message = codecs.escape_decode(found.group(1).encode("latin-1", "backslashreplace"))[0].decode("utf-8", "replace")
+    return message, found.group(2)
+
+
 class _ConsoleFilter(logging.Filter):
-    """Without -v: parabeam's warnings and progress lines only. Beam's start-up notices, faiss's loader and the
-    like stay out, and so do Beam's logs of a failing bundle: the failure reaches the user once, as the error
-    the run ends with."""
+    """Without -v: parabeam's warnings and progress lines only, from this process or forwarded from local
+    workers. Beam's start-up notices, faiss's loader and the like stay out, and so do Beam's logs of a failing
+    bundle: the failure reaches the user once, as the error the run ends with."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        forwarded = _forwarded(record)
+        if forwarded is not None:
+            message, location = forwarded
+            ours = "/parabeam/" in location.replace("\\", "/")
+            if ours and (PROGRESS in message or record.levelno >= logging.WARNING):
+                record.msg, record.args = message, ()
+                return self._strip(record)
+            return False
         if record.name == "parabeam.progress" or record.name.startswith("parabeam.progress."):
-            return True
+            return self._strip(record)
         if record.name == "parabeam" or record.name.startswith("parabeam."):
             return record.levelno >= logging.WARNING
         return record.levelno >= logging.CRITICAL
+
+    @staticmethod
+    def _strip(record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if PROGRESS in message:
+            record.msg, record.args = message.replace(PROGRESS + " ", "").replace(PROGRESS, ""), ()
+        return True
 
 
 def _configure_logging(verbose: bool, stream) -> None:
@@ -219,6 +320,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"parabeam {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     _mine_parser(sub)
+    _export_parser(sub)
+    _score_parser(sub)
     _eval_parser(sub)
     _train_parser(sub)
     return parser
@@ -238,6 +341,10 @@ def main(argv: list[str] | None = None) -> int:
             return _run_mine(args, extra, args.verbose)
         if args.command == "train":
             return _run_train(args)
+        if args.command == "export":
+            return _run_export(args)
+        if args.command == "score":
+            return _run_score(args)
         return _run_eval(args)
     except KeyboardInterrupt:
         print("parabeam: interrupted", file=console)

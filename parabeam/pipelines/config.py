@@ -67,13 +67,13 @@ class EmbedConfig:
     encoder: str = option("default", "default | hf:PATH_OR_NAME[#pooling=cls|mean|pooler] | a parabeam train "
                           "directory", metavar="SPEC")
     device: str | None = option(None, "cpu, cuda, cuda:1 (default: cuda when present)")
-    precision: Literal["auto", "fp32", "fp16", "bf16"] = option(
-        "auto", "inference precision (auto: bf16 on CUDA, fp32 on CPU)")
+    precision: Literal["auto", "fp32", "fp16", "bf16", "int8"] = option(
+        "auto", "inference precision (auto: bf16 on CUDA, fp32 on CPU; int8: dynamic quantisation, CPU)")
     max_tokens: int | None = option(None, "padded tokens per encoder batch (default: 2048 on CPU, 65536 on CUDA)")
 
     def __post_init__(self) -> None:
-        if self.precision not in ("auto", "fp32", "fp16", "bf16"):
-            raise ValueError(f"precision must be auto, fp32, fp16 or bf16; got {self.precision!r}")
+        if self.precision not in ("auto", "fp32", "fp16", "bf16", "int8"):
+            raise ValueError(f"precision must be auto, fp32, fp16, bf16 or int8; got {self.precision!r}")
 
 
 RESOURCE_HINTS = ("accelerator", "min_ram", "cpu_count")
@@ -104,6 +104,9 @@ class RunConfig:
     index: IndexConfig = IndexConfig()
     resources: ResourceConfig = ResourceConfig()
     shard_size: int = option(100_000, "sentences per embedding shard")
+    keep_candidates: bool = option(
+        False, "also write every candidate above a low floor to OUTPUT/candidates/ (a 'selected' column tells the "
+        "pairs kept), so that parabeam export --min-score can move the threshold without mining again")
     seed: int = option(0, "run seed", cli=False)
     # Several processes each using every core slow encoding down ~2x here.
     cpu_threads: int = option(

@@ -23,7 +23,7 @@ from parabeam.mining.bitext import SHARD_META_SCHEMA, table_to_parquet_bytes
 from parabeam.mining.text import CLEANING_VERSION, clean_sentence, text_length
 from parabeam.pipelines import storage
 from parabeam.pipelines.config import EmbedConfig
-from parabeam.pipelines.counting import STATS, CountingDoFn
+from parabeam.pipelines.counting import STATS, CountingDoFn, progress
 from parabeam.pipelines.records import ShardRef, provenance_key
 from parabeam.pipelines.sharing import SharedResource, limit_threads, with_hints
 
@@ -63,6 +63,23 @@ def _meta_row(s) -> tuple:
             text_length(s.text))
 
 
+class _EmbedProgress:
+    """Progress of one shard's encoding: a line every ``every`` seconds with the count, rate and time left."""
+
+    def __init__(self, name: str, started: float, every: float = 15.0):
+        self.name, self.started, self.every, self.last = name, started, every, started
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.perf_counter()
+        if now - self.last < self.every or done >= total:
+            return
+        self.last = now
+        rate = done / max(now - self.started, 1e-9)
+        left = (total - done) / max(rate, 1e-9)
+        progress("embedding %s: %d/%d segments, %.0f/s, %d:%02d left", self.name, done, total, rate,
+                 left // 60, left % 60)
+
+
 class _Embed(CountingDoFn):
     def __init__(self, config: EmbedConfig, work_dir: str, threads: int = 0):
         self.config = config
@@ -100,11 +117,15 @@ class _Embed(CountingDoFn):
             yield ref
             return
         started = time.perf_counter()
-        embeddings = self.encoder.encode([clean_sentence(s.text) for s in sentences]).astype(np.float16)  # (n, d)
+        report = _EmbedProgress(f"{lang} shard {shard_id}", started)
+        with self.timed("embed"):
+            encoder = self.encoder
+            texts = [clean_sentence(s.text) for s in sentences]
+            embeddings = encoder.encode(texts, progress=report).astype(np.float16)  # (n, d)
+            storage.write_bytes_atomic(ref.embeddings, storage.npy_bytes(embeddings))
         seconds = time.perf_counter() - started
-        log.info("embedded %s shard %d: %d sentences in %.1f s (%.0f/s)", lang, shard_id, len(sentences), seconds,
+        progress("embedded %s shard %d: %d segments in %.1f s (%.0f/s)", lang, shard_id, len(sentences), seconds,
                  len(sentences) / max(seconds, 1e-9))
-        storage.write_bytes_atomic(ref.embeddings, storage.npy_bytes(embeddings))
         self.count(f"languages/{lang}/embedded", len(sentences))
         yield ref
 

@@ -23,6 +23,12 @@ class _Identify(CountingDoFn):
         self.lid = shared_language_identifier()
 
     def process(self, sentence: Sentence):
+        with self.timed("identify"):
+            decided = self._decide(sentence)
+        if decided is not None:
+            yield decided
+
+    def _decide(self, sentence: Sentence):
         cfg = self.config
         text = clean_sentence(sentence.text)
         label, prob = self.lid.predict(text)
@@ -48,7 +54,8 @@ class _Identify(CountingDoFn):
                 self.count(f"languages/{code}/identified_by_document")
                 if top in doubted:
                     self.count(f"languages/{code}/identified_over_close_variety")
-            yield code, sentence._replace(lid_label=label, lid_prob=prob)
+            return code, sentence._replace(lid_label=label, lid_prob=prob)
+        return None
 
 
 class IdentifyLanguage(beam.PTransform):

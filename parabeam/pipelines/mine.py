@@ -7,16 +7,19 @@ import dataclasses
 import datetime
 import json
 import logging
+import time
 import uuid
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from parabeam.mining.bitext import CANDIDATE_SCHEMA
 from parabeam.mining.languages import Language, language_pairs
-from parabeam.pipelines import storage
+from parabeam.pipelines import html_report, storage
 from parabeam.pipelines.build_indexes import BuildIndexes
 from parabeam.pipelines.config import RunConfig, cpu_threads_for_runner
+from parabeam.pipelines.counting import STATS
 from parabeam.pipelines.deduplicate import Deduplicate
 from parabeam.pipelines.embed_shards import EmbedShards
 from parabeam.pipelines.identify_language import IdentifyLanguage
@@ -72,13 +75,19 @@ def build_pipeline(
     neighbours = (embedded.shards, indexes.indexes) | "SearchNeighbours" >> SearchNeighbours(
         code_pairs, mining.search_k, config.index, hints.search, threads)
     scored = neighbours["neighbours"] | "ScoreMargins" >> ScoreMargins(mining.margin, mining.k)
-    first = (scored["candidates"], indexes.indexes) | "SelectPairs" >> SelectPairs(code_pairs, mining)
+    first = (scored["candidates"], indexes.indexes) | "SelectPairs" >> SelectPairs(code_pairs, mining,
+                                                                                  config.keep_candidates)
     final = (neighbours["neighbours"], first["first"], scored["means"], first["segments"]) | "SecondPass" >> (
         SecondPass(code_pairs, mining))
-    _ = (final["pairs"], indexes.indexes) | "WriteBitext" >> WriteBitext(output, code_pairs, config.embed.encoder,
-                                                                         run_id)
-    stats = (docs.stats, sentences.stats, identified.stats, unique.stats, embedded.stats, indexes.stats,
-             neighbours["stats"], first["stats"], final["stats"])
+    written = (final["pairs"], indexes.indexes) | "WriteBitext" >> WriteBitext(output, code_pairs,
+                                                                               config.embed.encoder, run_id)
+    stats = [docs.stats, sentences.stats, identified.stats, unique.stats, embedded.stats, indexes.stats,
+             neighbours["stats"], first["stats"], final["stats"], written[STATS]]
+    if config.keep_candidates:
+        kept = (final["candidates"], indexes.indexes) | "WriteCandidates" >> WriteBitext(
+            output, code_pairs, config.embed.encoder, run_id, folder="candidates", schema=CANDIDATE_SCHEMA)
+        stats.append(kept[STATS])
+    stats = tuple(stats)
     all_stats = stats | "AllCounts" >> beam.Flatten()
     _ = (all_stats, first["thresholds"]) | "WriteReport" >> WriteReport(output, settings)
 
@@ -119,10 +128,15 @@ def run(
     staging = out.staging(run_id)
     build_pipeline(pipeline, paths=paths, languages=languages, pairs=pairs, output=staging, work=out.work,
                    config=config, run_id=run_id, settings={"replaces": previous})
+    started = time.perf_counter()
     result = pipeline.run()
     result.wait_until_finish()
-    report = json.loads(storage.read_bytes(storage.join(staging, "report.json")))
+    report_path = storage.join(staging, "report.json")
+    report = json.loads(storage.read_bytes(report_path))
     if report.get("settings", {}).get("run_id") != run_id:
         raise RuntimeError(f"{staging}/report.json was not written by this run ({run_id})")
+    report["wall_seconds"] = round(time.perf_counter() - started, 1)
+    storage.write_bytes_atomic(report_path, json.dumps(report, indent=2, sort_keys=True).encode("utf-8"))
+    storage.write_bytes_atomic(storage.join(staging, "report.html"), html_report.render(report).encode("utf-8"))
     out.commit(run_id)
     return report

@@ -61,7 +61,7 @@ class _ReadFile(CountingDoFn):
         self.count("files/read")
         self._read = 0
         with stream:
-            for doc in read_documents(stream, path, self._event):
+            for doc in self.timed_iter("read", read_documents(stream, path, self._event)):
                 self._read += 1
                 self.count("documents/in")
                 self.count("documents/out")

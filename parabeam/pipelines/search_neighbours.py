@@ -9,12 +9,14 @@ merged per target shard and the backward tasks are skipped, which halves the wor
 
 from __future__ import annotations
 
+import time
+
 import apache_beam as beam
 import numpy as np
 
 from parabeam.mining.index import IndexConfig
 from parabeam.pipelines import storage
-from parabeam.pipelines.counting import STATS, CountingDoFn
+from parabeam.pipelines.counting import STATS, CountingDoFn, progress
 from parabeam.pipelines.records import IndexRef, Neighbours, pair_name
 from parabeam.pipelines.sharing import SharedResource, limit_threads, with_hints
 
@@ -68,11 +70,18 @@ class _Search(CountingDoFn):
             return
         queries = storage.load_npy(ref.embeddings)
         self.count(f"search/{name}/{direction}", len(queries))
+        started = time.perf_counter()
         if direction == "fwd" and shares_gemm(target):
-            yield from self._both_ways(name, target, queries, first_row)
-            return
-        D, I = search(self._index(target), queries, self.k, self.config.nprobe)
-        yield Neighbours(name, direction, first_row, D, I)
+            with self.timed("search"):
+                results = list(self._both_ways(name, target, queries, first_row))
+        else:
+            with self.timed("search"):
+                D, I = search(self._index(target), queries, self.k, self.config.nprobe)
+            results = [Neighbours(name, direction, first_row, D, I)]
+        progress("searched %s: %s shard %d (%d segments, %s) in %.1f s", name, ref.lang, ref.shard_id, len(queries),
+                 "both ways" if direction == "fwd" and shares_gemm(target) else direction,
+                 time.perf_counter() - started)
+        yield from results
 
     def _both_ways(self, name: str, target: IndexRef, queries: np.ndarray, first_row: int):
         from parabeam.mining.index import flat_vectors

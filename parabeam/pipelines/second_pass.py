@@ -8,7 +8,7 @@ import apache_beam as beam
 
 from parabeam.mining.config import MiningConfig
 from parabeam.mining.passes import DROP_REASONS
-from parabeam.pipelines.counting import STATS, CountingDoFn
+from parabeam.pipelines.counting import STATS, CountingDoFn, progress
 from parabeam.pipelines.records import Neighbours, pair_name
 from parabeam.pipelines.score_margins import ScoreMargins
 
@@ -28,6 +28,8 @@ class _Refill(beam.DoFn):
         D, I, refilled = refill(nb.D, nb.I, own[rows], other, means[(nb.pair, nb.direction)][rows], self.k)
         yield nb._replace(D=D, I=I, means=refilled)
 
+
+CANDIDATES = "candidates"
 
 # report.json's names for the counts of mining.passes.finish: selection.<pair>.candidates and .dropped.<reason>
 # (both passes), and the pairs each pass kept
@@ -54,14 +56,20 @@ class _FinishPair(CountingDoFn):
         if firsts[0].floor is not None and blocks:
             again = select([c for d, c in blocks if d == "fwd"], [c for d, c in blocks if d == "bwd"],
                            self.config.retrieval)
-        done = finish(firsts[0], again, config=self.config, src=segments[src_lang], tgt=segments[tgt_lang])
+        with self.timed("select"):
+            done = finish(firsts[0], again, config=self.config, src=segments[src_lang], tgt=segments[tgt_lang])
         for key, n in done.counts.items():
             self.count(_COUNT_NAMES[key].format(name), n)
-        yield name, done.pairs
+        if "second_pass" in done.counts:
+            progress("%s: %d more pairs in the second pass", name, done.counts["second_pass"])
+        if done.candidates is not None:
+            yield beam.pvalue.TaggedOutput(CANDIDATES, (name, done.candidates, {"selected": done.selected}))
+        yield name, done.pairs, {}
 
 
 class SecondPass(beam.PTransform):
-    """``(neighbours, first, means, segments)`` -> ``{"pairs": (pair, MinedPairs), "stats": counts}``."""
+    """``(neighbours, first, means, segments)`` -> ``{"pairs": (pair, MinedPairs, {}), "candidates": (pair,
+    MinedPairs, {"selected": bool array}) (with keep_candidates), "stats": counts}``."""
 
     def __init__(self, pairs: list[tuple[str, str]], config: MiningConfig):
         super().__init__()
@@ -80,6 +88,6 @@ class SecondPass(beam.PTransform):
             (first, scored["candidates"])
             | "JoinPasses" >> beam.CoGroupByKey()
             | "Finish" >> beam.ParDo(_FinishPair(self.pairs, cfg), beam.pvalue.AsDict(segments)).with_outputs(
-                STATS, main="pairs")
+                STATS, CANDIDATES, main="pairs")
         )
-        return {"pairs": finished.pairs, "stats": finished[STATS]}
+        return {"pairs": finished.pairs, "candidates": finished[CANDIDATES], "stats": finished[STATS]}

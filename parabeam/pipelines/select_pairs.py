@@ -11,7 +11,7 @@ import numpy as np
 
 from parabeam.mining.config import MiningConfig
 from parabeam.pipelines import metadata, storage
-from parabeam.pipelines.counting import STATS, CountingDoFn
+from parabeam.pipelines.counting import STATS, CountingDoFn, progress
 from parabeam.pipelines.records import pair_name
 
 THRESHOLDS = "thresholds"
@@ -37,10 +37,27 @@ class _ReadSegments(storage.StorageDoFn):
         yield lang, metadata.segments(ref)
 
 
+def score_distribution(scores: np.ndarray, threshold: float, margin: str, bins: int = 60) -> dict:
+    """A histogram of a pair's candidate scores (report.html draws it), over a range that shows both modes and
+    the threshold."""
+    finite = np.asarray(scores, dtype=np.float64)
+    finite = finite[np.isfinite(finite)]
+    if not len(finite):
+        return {"histogram": {"edges": [], "counts": []}}
+    lo, hi = np.quantile(finite, [0.002, 0.998])
+    lo, hi = min(lo, threshold), max(hi, threshold)
+    if hi <= lo:
+        hi = lo + 1e-3
+    counts, edges = np.histogram(np.clip(finite, lo, hi), bins=bins, range=(lo, hi))
+    return {"histogram": {"edges": [round(float(e), 5) for e in edges], "counts": counts.tolist()},
+            "candidates_above_threshold": int((finite >= threshold).sum())}
+
+
 class _SelectPair(CountingDoFn):
-    def __init__(self, pairs: list[tuple[str, str]], config: MiningConfig):
+    def __init__(self, pairs: list[tuple[str, str]], config: MiningConfig, keep_candidates: bool = False):
         self.pairs = {pair_name(a, b): (a, b) for a, b in pairs}
         self.config = config
+        self.keep_candidates = keep_candidates
 
     def setup(self):
         path = self.config.calibration_gold
@@ -59,12 +76,20 @@ class _SelectPair(CountingDoFn):
         is_gold = None
         if self._gold is not None:
             is_gold = self._known_pairs(selected, indexes[src_lang], indexes[tgt_lang])
-        threshold, info = choose_threshold(selected.score, self.config, is_gold,
-                                           len(self._gold) if self._gold is not None else 0)
-        first = first_pass(selected, threshold=threshold, config=self.config, src=segments[src_lang],
-                           tgt=segments[tgt_lang])
+        with self.timed("select"):
+            threshold, info = choose_threshold(selected.score, self.config, is_gold,
+                                               len(self._gold) if self._gold is not None else 0)
+            src, tgt = segments[src_lang], segments[tgt_lang]
+            first = first_pass(selected, threshold=threshold, config=self.config, src=src, tgt=tgt,
+                               keep_candidates=self.keep_candidates)
+            info.update(score_distribution(selected.score, threshold, self.config.margin))
+            for step in (-0.05, -0.02, 0.02, 0.05):  # what a nearby threshold would have kept (first pass)
+                info[f"pairs_at_{step:+.2f}"] = len(first_pass(selected, threshold=threshold + step,
+                                                               config=self.config, src=src, tgt=tgt).pairs)
         if first.floor is not None:
             info["second_pass_floor"] = first.floor
+        progress("%s: %d candidates, threshold %.3f (%s), %d pairs in the first pass", name, len(selected), threshold,
+                 info["method"], len(first.pairs))
         yield beam.pvalue.TaggedOutput(THRESHOLDS, (name, info))
         yield name, first
 
@@ -80,10 +105,11 @@ class SelectPairs(beam.PTransform):
     """``(candidates, indexes)`` -> ``{"first": (pair, FirstPass), "segments": (lang, Segments),
     "thresholds": (pair, info), "stats": counts}``."""
 
-    def __init__(self, pairs: list[tuple[str, str]], config: MiningConfig):
+    def __init__(self, pairs: list[tuple[str, str]], config: MiningConfig, keep_candidates: bool = False):
         super().__init__()
         self.pairs = pairs
         self.config = config
+        self.keep_candidates = keep_candidates
 
     def expand(self, inputs):
         candidates, indexes = inputs
@@ -91,7 +117,8 @@ class SelectPairs(beam.PTransform):
         first = (
             candidates
             | "GroupByPair" >> beam.GroupByKey()
-            | "FirstPass" >> beam.ParDo(_SelectPair(self.pairs, self.config), beam.pvalue.AsDict(indexes),
+            | "FirstPass" >> beam.ParDo(_SelectPair(self.pairs, self.config, self.keep_candidates),
+                                        beam.pvalue.AsDict(indexes),
                                         beam.pvalue.AsDict(segments)).with_outputs(STATS, THRESHOLDS, main="first")
         )
         return {"first": first.first, "segments": segments, "thresholds": first[THRESHOLDS], "stats": first[STATS]}

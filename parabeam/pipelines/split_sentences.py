@@ -26,6 +26,9 @@ class _Split(CountingDoFn):
         self.lid = shared_language_identifier() if self.config.doc_lid_threshold <= 1.0 else None
 
     def process(self, doc: Document):
+        yield from self.timed_iter("split", self._sentences(doc))
+
+    def _sentences(self, doc: Document):
         doc_label, doc_prob = "", 0.0
         if self.lid is not None:  # document-level LID (the first 20k characters) for the sentence fallback
             doc_label, doc_prob = self.lid.predict(clean_sentence(doc.text[:20_000]))

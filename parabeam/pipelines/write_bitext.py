@@ -1,4 +1,5 @@
-"""WriteBitext: each pair's final pairs -> ``OUTPUT/bitext/pair=L1-L2/part-NNNNN.parquet``.
+"""WriteBitext: each pair's final pairs -> ``OUTPUT/bitext/pair=L1-L2/part-NNNNN.parquet`` (and with
+``--keep-candidates`` every candidate, with a ``selected`` column, -> ``OUTPUT/candidates/pair=L1-L2/``).
 
 The pairs hold row ids; the text and provenance come from the shards' metadata through a keyed join: the rows
 each output file needs are grouped by shard, each shard's metadata is read once (only the columns written), and
@@ -16,6 +17,7 @@ import pyarrow as pa
 
 from parabeam.mining.bitext import BITEXT_SCHEMA
 from parabeam.pipelines import metadata, storage
+from parabeam.pipelines.counting import STATS, CountingDoFn, progress
 from parabeam.pipelines.records import pair_name
 
 ROWS_PER_FILE = 200_000
@@ -40,19 +42,21 @@ class FilePart(NamedTuple):
     """What an output file gets from one place: its scores, or one side's rows from one shard."""
 
     kind: str  # SCORES | "src" | "tgt"
-    scores: tuple[np.ndarray, np.ndarray] | None = None  # (n,) float32 margin and cosine
+    scores: tuple[np.ndarray, np.ndarray, dict] | None = None  # (n,) float32 margin and cosine, extra columns
     lookup: Lookup | None = None
     table: pa.Table | None = None  # SIDE_COLUMNS of lookup.rows
 
 
 def _plan(element, indexes, pairs: dict[str, tuple[str, str]]):
-    """(pair, MinedPairs) -> one ``(shard metadata path, Lookup)`` per file, side and shard, and the file's scores."""
-    name, found = element
+    """(pair, MinedPairs, extra columns) -> one ``(shard metadata path, Lookup)`` per file, side and shard, and the
+    file's scores (with its slice of the extra columns)."""
+    name, found, extra = element
     src_lang, tgt_lang = pairs[name]
     for chunk in range(max(1, math.ceil(len(found) / ROWS_PER_FILE))):
         sel = slice(chunk * ROWS_PER_FILE, (chunk + 1) * ROWS_PER_FILE)
+        columns = {key: np.asarray(values)[sel] for key, values in extra.items()}
         yield beam.pvalue.TaggedOutput(SCORES, ((name, chunk), FilePart(SCORES, scores=(found.score[sel],
-                                                                                   found.cosine[sel]))))
+                                                                                   found.cosine[sel], columns))))
         for side, lang, rows in (("src", src_lang, found.src[sel]), ("tgt", tgt_lang, found.tgt[sel])):
             ref = indexes[lang]
             for s, positions, local in metadata.locate(ref, rows):
@@ -88,17 +92,26 @@ def _side_columns(parts: list[FilePart], side: str, n: int) -> dict[str, pa.Arra
     return columns
 
 
-class _WriteFile(storage.StorageDoFn):
-    def __init__(self, output: str, pairs: dict[str, tuple[str, str]], encoder_name: str, run_id: str):
+class _WriteFile(CountingDoFn):
+    def __init__(self, output: str, pairs: dict[str, tuple[str, str]], encoder_name: str, run_id: str, folder: str,
+                 schema: pa.Schema):
         self.output = output
         self.pairs = pairs
         self.encoder_name = encoder_name
         self.run_id = run_id
+        self.folder = folder
+        self.schema = schema
 
     def process(self, element):
+        with self.timed("write"):
+            path, n = self._write(element)
+        progress("wrote %s/%s (%d rows)", self.folder, path.split(f"/{self.folder}/", 1)[-1], n)
+        yield path
+
+    def _write(self, element):
         (name, chunk), parts = element
         parts = list(parts)
-        score, cosine = next(p.scores for p in parts if p.kind == SCORES)
+        score, cosine, extra = next(p.scores for p in parts if p.kind == SCORES)
         n = len(score)
         src_lang, tgt_lang = self.pairs[name]
         columns = {"src_lang": pa.array([src_lang] * n, pa.string()), "tgt_lang": pa.array([tgt_lang] * n, pa.string()),
@@ -107,21 +120,25 @@ class _WriteFile(storage.StorageDoFn):
                    "run_id": pa.array([self.run_id] * n, pa.string())}
         columns.update(_side_columns(parts, "src", n))
         columns.update(_side_columns(parts, "tgt", n))
-        table = pa.table({f.name: columns[f.name].cast(f.type) for f in BITEXT_SCHEMA}, schema=BITEXT_SCHEMA)
-        path = storage.join(self.output, "bitext", f"pair={name}", f"part-{chunk:05d}.parquet")
+        columns.update({key: pa.array(values) for key, values in extra.items()})
+        table = pa.table({f.name: columns[f.name].cast(f.type) for f in self.schema}, schema=self.schema)
+        path = storage.join(self.output, self.folder, f"pair={name}", f"part-{chunk:05d}.parquet")
         storage.write_parquet_atomic(path, table, ROWS_PER_GROUP)
-        yield path
+        return path, n
 
 
 class WriteBitext(beam.PTransform):
-    """``((pair, MinedPairs), indexes)`` -> written file paths."""
+    """``((pair, MinedPairs, extra columns), indexes)`` -> written file paths (and counts)."""
 
-    def __init__(self, output: str, pairs: list[tuple[str, str]], encoder_name: str, run_id: str):
+    def __init__(self, output: str, pairs: list[tuple[str, str]], encoder_name: str, run_id: str,
+                 folder: str = "bitext", schema: pa.Schema = BITEXT_SCHEMA):
         super().__init__()
         self.output = output
         self.pairs = {pair_name(a, b): (a, b) for a, b in pairs}
         self.encoder_name = encoder_name
         self.run_id = run_id
+        self.folder = folder
+        self.schema = schema
 
     def expand(self, inputs):
         found, indexes = inputs
@@ -136,5 +153,6 @@ class WriteBitext(beam.PTransform):
             (rows, planned[SCORES])
             | "BothParts" >> beam.Flatten()
             | "GroupByFile" >> beam.GroupByKey()
-            | "WriteParquet" >> beam.ParDo(_WriteFile(self.output, self.pairs, self.encoder_name, self.run_id))
+            | "WriteParquet" >> beam.ParDo(_WriteFile(self.output, self.pairs, self.encoder_name, self.run_id,
+                                                      self.folder, self.schema)).with_outputs(STATS, main="files")
         )
