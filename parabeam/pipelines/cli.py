@@ -1,4 +1,5 @@
-"""The ``parabeam`` console script: ``mine``, ``export``, ``score``, ``train`` and ``eval {tatoeba,bucc,xsim}``.
+"""The ``parabeam`` console script: ``mine``, ``export``, ``score``, ``embed``, ``train`` and
+``eval {tatoeba,bucc,xsim}``.
 
 ``mine`` takes parabeam's own options (derived from the config tree, ``parabeam.options``) and any Beam pipeline
 option (``--runner``, ``--direct_num_workers``, ``--project`` ...), which go to ``PipelineOptions``; a flag that
@@ -114,6 +115,21 @@ def _score_parser(sub) -> None:
                         "small inputs (default: the given sentences themselves)")
 
 
+def _embed_parser(sub) -> None:
+    p = sub.add_parser("embed", help="embed a text file (one sentence per line) into an .npy of unit vectors",
+                       allow_abbrev=False)
+    p.add_argument("--input", required=True, metavar="FILE", help="one sentence per line (.gz ok; any Beam filesystem)")
+    p.add_argument("--output", required=True, metavar="FILE.npy",
+                   help="(lines, dim) float32 L2-normalised vectors, row i for line i")
+    p.add_argument("--encoder", default="default", metavar="SPEC",
+                   help="default | hf:PATH[#pooling=...] | st:DIR or a sentence-transformers folder | a parabeam "
+                        "train folder")
+    p.add_argument("--fp16", action="store_true", help="write float16 (half the size)")
+    p.add_argument("--device", help="cpu, cuda (default: cuda when present)")
+    p.add_argument("--precision", choices=["auto", "fp32", "fp16", "bf16", "int8"], default="auto",
+                   help="inference precision (auto: bf16 on CUDA, fp32 on CPU)")
+
+
 def _train_parser(sub) -> None:
     from parabeam.encoders.train_config import TrainConfig
     from parabeam.options import add_flags
@@ -223,6 +239,17 @@ def _run_score(args) -> int:
     return 0
 
 
+def _run_embed(args) -> int:
+    from parabeam.pipelines.config import EmbedConfig
+    from parabeam.pipelines.embed_file import embed_file
+    from parabeam.pipelines.embed_shards import load_configured_encoder
+
+    encoder = load_configured_encoder(EmbedConfig(encoder=args.encoder, device=args.device, precision=args.precision))
+    rows, dim = embed_file(encoder, args.input, args.output, fp16=args.fp16)
+    print(json.dumps({"output": args.output, "rows": rows, "dim": dim, "dtype": "float16" if args.fp16 else "float32"}))
+    return 0
+
+
 def _run_eval(args) -> int:
     from parabeam.encoders import evaluate
     from parabeam.encoders.registry import load_encoder
@@ -322,6 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
     _mine_parser(sub)
     _export_parser(sub)
     _score_parser(sub)
+    _embed_parser(sub)
     _eval_parser(sub)
     _train_parser(sub)
     return parser
@@ -345,6 +373,8 @@ def main(argv: list[str] | None = None) -> int:
             return _run_export(args)
         if args.command == "score":
             return _run_score(args)
+        if args.command == "embed":
+            return _run_embed(args)
         return _run_eval(args)
     except KeyboardInterrupt:
         print("parabeam: interrupted", file=console)
