@@ -169,7 +169,7 @@ class _TableEncoder:
     def __init__(self, vectors: dict[str, np.ndarray]):
         self.vectors = vectors
 
-    def encode(self, texts):
+    def encode(self, texts, progress=None):
         return np.stack([self.vectors[t] for t in texts]).astype(np.float32)
 
 

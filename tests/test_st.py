@@ -29,11 +29,12 @@ def _build(path: str, bert: str, mode, dense=None, prompt=None, include_prompt=T
     from sentence_transformers import SentenceTransformer, models
 
     transformer = models.Transformer(bert, max_seq_length=max_seq_length)
-    modules = [transformer, models.Pooling(transformer.get_word_embedding_dimension(), pooling_mode=mode,
+    hidden = transformer.auto_model.config.hidden_size
+    modules = [transformer, models.Pooling(hidden, pooling_mode=mode,
                                            include_prompt=include_prompt)]
     if dense:
         torch.manual_seed(1)
-        width = transformer.get_word_embedding_dimension() * (len(mode) if isinstance(mode, list) else 1)
+        width = hidden * (len(mode) if isinstance(mode, list) else 1)
         modules.append(models.Dense(width, dense, activation_function=torch.nn.Tanh()))
     modules.append(models.Normalize())
     kwargs = {"prompts": {"query": prompt}, "default_prompt_name": "query"} if prompt else {}
@@ -67,6 +68,10 @@ def test_prompts_apply_as_in_the_library(tiny_bert, tmp_path, include_prompt):
     np.testing.assert_allclose(ours, _reference(path), atol=1e-4)
     without = _build(str(tmp_path / "plain"), tiny_bert, "mean")
     assert not np.allclose(ours, load_encoder(without, device="cpu").encode(TEXTS), atol=1e-3)
+    # a prompt the config names but does not make the default (multilingual-e5's "query: "), by name
+    np.testing.assert_allclose(load_encoder(f"st:{path}#prompt=query", device="cpu").encode(TEXTS), ours, atol=1e-6)
+    np.testing.assert_allclose(load_encoder(f"st:{path}#prompt=document", device="cpu").encode(TEXTS),
+                               load_encoder(without, device="cpu").encode(TEXTS), atol=1e-5)
 
 
 def test_sequence_length_comes_from_the_model(tiny_bert, tmp_path):

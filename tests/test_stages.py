@@ -20,7 +20,7 @@ def test_one_encoder_per_worker_process(monkeypatch):
     loads = []
 
     class Fake:
-        def encode(self, texts):
+        def encode(self, texts, progress=None):
             return np.zeros((len(texts), 4), np.float32)
 
     def load(config):

@@ -33,10 +33,14 @@ def load_encoder(spec: str = "default", **kwargs) -> Encoder:
     if spec.startswith("st:"):
         from parabeam.encoders.st import STEncoder
 
-        path = spec[3:]
+        path, _, options = spec[3:].partition("#")
+        opts = dict(item.split("=", 1) for item in options.split(",") if item) if options else {}
+        if set(opts) - {"prompt"}:
+            raise ValueError(f"unknown option(s) {sorted(set(opts) - {'prompt'})} in encoder spec {spec!r}; "
+                             "known: prompt")
         if not os.path.isdir(path):
             raise ValueError(f"encoder spec {spec!r}: {path} is not a folder")
-        return STEncoder(path, **kwargs)
+        return STEncoder(path, prompt_name=opts.get("prompt"), **kwargs)
     if os.path.isdir(spec):
         if os.path.exists(os.path.join(spec, MODEL_CARD_CONFIG)):
             return load_trained(spec, **kwargs)
@@ -130,7 +134,8 @@ def encoder_fingerprint(spec: str = "default") -> str:
         path = name if os.path.isdir(name) else _hf_snapshot(name)
         parts = ["hf", options, _tree_digest(path, skip=("checkpoint",))]
     elif spec.startswith("st:"):
-        parts = ["st", _tree_digest(spec[3:], skip=("checkpoint",))]
+        path, _, options = spec[3:].partition("#")
+        parts = ["st", options, _tree_digest(path, skip=("checkpoint",))]
     elif os.path.isdir(spec):
         # a parabeam train directory: the checkpoint folder only serves resuming, the card does not change vectors
         parts = ["trained", _tree_digest(spec, skip=("checkpoint", "README.md"))]

@@ -13,7 +13,8 @@ read. The modules supported are those these models use:
   ``include_prompt`` (False: the prompt's tokens are left out of the pooling);
 - Dense: a linear layer and its activation;
 - Normalize.
-Prompts: ``config_sentence_transformers.json``'s default prompt is put before every text, as the library does.
+Prompts: ``config_sentence_transformers.json``'s default prompt (or the one ``st:DIR#prompt=NAME`` names, e.g.
+``query`` for multilingual-e5, whose config names none) is put before every text, as the library does.
 The parity tests (tests/test_st.py) pin the vectors to ``SentenceTransformer(DIR).encode(texts,
 normalize_embeddings=True)`` within 1e-4 on tiny models the library builds.
 
@@ -120,7 +121,7 @@ def pool(hidden, mask, modes: Sequence[str]):
 class STEncoder(TorchEncoder):
     """A sentence-transformers directory run by parabeam (see the module docstring)."""
 
-    def __init__(self, path: str, **kwargs) -> None:
+    def __init__(self, path: str, *, prompt_name: str | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
         import torch
         from transformers import AutoModel, AutoTokenizer
@@ -166,7 +167,10 @@ class STEncoder(TorchEncoder):
         settings = _read_json(os.path.join(path, "config_sentence_transformers.json"), {})
         self.prompts = settings.get("prompts") or {}
         self.default_prompt_name = settings.get("default_prompt_name")
-        self.prompt = self.prompts.get(self.default_prompt_name, "") if self.default_prompt_name else ""
+        name = prompt_name or self.default_prompt_name
+        if prompt_name is not None and prompt_name not in self.prompts:
+            raise ValueError(f"{path} has no prompt {prompt_name!r}; its prompts: {sorted(self.prompts)}")
+        self.prompt = self.prompts.get(name, "") if name else ""
         self.prompt_length = self._prompt_length(self.prompt) if self.prompt else 0
         self.model = self._ready(torch.nn.ModuleDict({"transformer": transformer, "dense": torch.nn.ModuleList(dense)}))
 
