@@ -8,8 +8,10 @@ FAISS's flat search compute it twice. Per block of the matrix:
   (2 x 4096 x 4096 float32 = 128 MiB at the defaults), never (block x n);
 - the row top-k goes into FAISS's k-heaps of the queries (``faiss.float_minheap_array_t.addn``, C++ and OpenMP),
   which persist across blocks, so nothing is merged afterwards;
-- the block is transposed tile by tile (a cache-sized tile at a time: a whole-block transpose is as slow as the
-  product itself) and its rows go into the database rows' heaps.
+- the column top-k (the database rows' lists) needs no transpose: a database block's first query block is
+  multiplied the other way round into the same buffer (as cheap as a transpose) and seeds the lists through
+  FAISS's heaps; every later block only contributes the entries above a column's current k-th best, found with
+  one vectorised comparison (``_ColumnLists``). Memory: one block (4096 x 4096 float32 = 64 MiB).
 Ties: blocks run in increasing id order and a heap keeps the earlier of equal values, then each list is sorted
 by (-similarity, id), so equal similarities resolve to the smaller id whatever the blocking. Fewer than k rows
 pad with -inf / -1. With a CUDA device and ``use_gpu``, the same both-ways pass runs in torch on the GPU.
@@ -25,7 +27,6 @@ import numpy as np
 
 QUERY_BLOCK = 4096
 DATABASE_BLOCK = 4096
-_TILE = 256  # transpose tile: 256 x 256 float32 = 256 KiB, cache-resident
 
 
 def merge_topk(
@@ -82,8 +83,8 @@ class _Heaps:
 
 class _ColumnLists:
     """k-best lists of the database rows, filled from blocks in (query, database) layout without transposing
-    them: a block's first visit (for these database rows) goes through a transpose and FAISS's heaps; every later
-    one only keeps the entries above a column's current k-th best (``block > kth``, one vectorised pass), which
+    them: the first block for these rows comes in the other layout and goes through FAISS's heaps; every later one
+    only keeps the entries above a column's current k-th best (``block > kth``, one vectorised pass), which
     after the first block are few (about k x block / queries seen), and merges them in by (-similarity, id)."""
 
     def __init__(self, n: int, k: int):
@@ -92,7 +93,7 @@ class _ColumnLists:
         self.I = np.full((n, k), -1, dtype=np.int64)  # (n, k) int64
 
     def first(self, columns: np.ndarray, first_row: int, first_id: int) -> None:
-        """Rows ``first_row ..`` start from the rows of ``columns`` (the transposed block) as ids ``first_id ..``."""
+        """Rows ``first_row ..`` start from the rows of ``columns`` (database rows x queries) as ids ``first_id ..``."""
         heaps = _Heaps(len(columns), self.k)
         heaps.add(columns, 0, first_id)
         rows = slice(first_row, first_row + len(columns))
@@ -121,13 +122,6 @@ class _ColumnLists:
 
     def result(self) -> tuple[np.ndarray, np.ndarray]:
         return self.D, self.I
-
-
-def _transpose_into(block: np.ndarray, out: np.ndarray) -> None:
-    rows, cols = block.shape
-    for i in range(0, rows, _TILE):
-        for j in range(0, cols, _TILE):
-            out[j:j + _TILE, i:i + _TILE] = block[i:i + _TILE, j:j + _TILE].T
 
 
 def _cuda_available() -> bool:
@@ -163,7 +157,6 @@ def exact_knn_both(
     n_q, n_db = len(queries), len(database)
     fwd, bwd = _Heaps(n_q, k), (_ColumnLists(n_db, k) if both else None)
     buffer = np.empty(query_block * database_block, dtype=np.float32)
-    transposed = np.empty(query_block * database_block, dtype=np.float32) if both else None
     for db_start in range(0, n_db, database_block):
         block_db = database[db_start:db_start + database_block]
         for q_start in range(0, n_q, query_block):
@@ -171,9 +164,8 @@ def exact_knn_both(
             size = len(block_q) * len(block_db)
             sims = np.matmul(block_q, block_db.T, out=buffer[:size].reshape(len(block_q), len(block_db)))
             fwd.add(sims, q_start, db_start)
-            if bwd is not None and q_start == 0:
-                columns = transposed[:size].reshape(len(block_db), len(block_q))
-                _transpose_into(sims, columns)
+            if bwd is not None and q_start == 0:  # the forward heaps are done with the buffer
+                columns = np.matmul(block_db, block_q.T, out=buffer[:size].reshape(len(block_db), len(block_q)))
                 bwd.first(columns, db_start, q_start)
             elif bwd is not None:
                 bwd.add(sims, db_start, q_start)
