@@ -1,5 +1,7 @@
 """The whole pipeline on a corpus made from ../shared/data, at 1x, 4x, 16x size with a fixed shard size:
-sentences/s end to end, the ratio of end-to-end wall time to encoding the same sentences alone, and peak memory.
+sentences/s end to end, the ratio of end-to-end wall time to encoding the same sentences alone, peak memory, and
+precision / recall against the translations the sources give (the larger sizes are mostly parallel: at 16x
+nearly every line's translation is in the corpus).
 
 Corpus: German and English WET files (20 lines per document) from Multi30k train, NTREX-128 and FLORES-200
 devtest lines, ``--base`` lines per language at 1x (distinct lines, so dedup does not shrink the larger sizes).
@@ -36,6 +38,37 @@ from news_bucc import _lines as news_lines  # noqa: E402
 
 def _lines(path: str) -> list[str]:
     return [line for line in news_lines(path) if line]
+
+
+SOURCES = (("multi30k/train.de.gz", "multi30k/train.en.gz"),
+           ("ntrex128/newstest2019-ref.deu.txt", "ntrex128/newstest2019-src.eng.txt"),
+           ("flores200_devtest/deu_Latn.devtest", "flores200_devtest/eng_Latn.devtest"))
+
+
+def gold_pairs() -> set[tuple[str, str]]:
+    """(German, English) lines that translate each other in the three sources (same line number)."""
+    return {(de, en) for d, e in SOURCES for de, en in zip(news_lines(f"{DATA}/{d}"), news_lines(f"{DATA}/{e}"))
+            if de and en}
+
+
+def accuracy(out: str, corpus: str, gold: set[tuple[str, str]]) -> dict:
+    """Precision and recall of the mined pairs against the gold pairs whose both sides are in the corpus (as
+    lines: a pair counts when its texts are a gold pair's lines)."""
+    import gzip
+
+    import pyarrow.parquet as pq
+
+    present = {}
+    for lang in ("de", "en"):
+        with gzip.open(f"{corpus}/{lang}.warc.wet.gz", "rt", encoding="utf-8", errors="replace") as f:
+            present[lang] = {line.strip() for line in f}
+    reachable = {(d, e) for d, e in gold if d in present["de"] and e in present["en"]}
+    files = glob.glob(f"{out}/bitext/pair=de-en/*.parquet")
+    mined = pq.read_table(files, columns=["src_text", "tgt_text"]).to_pylist() if files else []
+    correct = sum((m["src_text"].strip(), m["tgt_text"].strip()) in reachable for m in mined)
+    p, r = correct / max(len(mined), 1), correct / max(len(reachable), 1)
+    return {"gold_pairs_present": len(reachable), "correct": correct, "precision": round(p, 4),
+            "recall": round(r, 4), "f1": round(200 * p * r / max(p + r, 1e-12), 2)}
 
 
 def pools() -> dict[str, list[str]]:
@@ -113,7 +146,7 @@ def main() -> None:
     ap.add_argument("--runner", help="a Beam runner instead of the CLI's default local one, e.g. FnApiRunner")
     args = ap.parse_args()
     beam_args = [f"--runner={args.runner}"] if args.runner else []
-    pool = pools()
+    pool, gold = pools(), gold_pairs()
     for mult in (int(s) for s in args.sizes.split(",")):
         n = args.base * mult
         corpus, out = f"{args.work}/corpus-{mult}x", f"{args.work}/out-{mult}x"
@@ -136,6 +169,8 @@ def main() -> None:
             "encode_alone_s": round(enc["encode_s"], 1), "model_load_s": round(enc["model_load_s"], 1),
             "ratio_end_to_end_over_encoding": round(run["wall_s"] / enc["encode_s"], 2),
             "peak_tree_rss_gib": round(run["peak_tree_rss_gib"], 2),
+            "threshold": report["thresholds"]["de-en"]["used"], "method": report["thresholds"]["de-en"]["method"],
+            **accuracy(out, corpus, gold),
         }), flush=True)
 
 

@@ -45,3 +45,69 @@ def test_scores_threshold_agrees_with_scikit_learns_mixture(seed):
     grid = np.linspace(gm.means_.min(), gm.means_.max(), 4001)
     reference = grid[np.flatnonzero(gm.predict_proba(grid[:, None])[:, upper] >= 0.9)[0]]
     assert ours == pytest.approx(reference, abs=2e-3)
+
+
+def _mostly_parallel(rng, share=0.95, n=6000):
+    """Scores shaped like a mostly parallel corpus (Multi30k, 95% of lines translated): one broad mode of
+    translations, a few unrelated best neighbours, and the runner-up null below both."""
+    pairs = rng.normal(0.12, 0.07, int(share * n))
+    unrelated = rng.normal(-0.01, 0.03, n - len(pairs))
+    null = rng.normal(-0.04, 0.03, 2 * n)
+    return pairs, unrelated, null
+
+
+def test_mostly_parallel_corpus_switches_to_the_null_and_keeps_the_translations():
+    from parabeam.mining.calibrate import choose_threshold
+    from parabeam.mining.config import MiningConfig
+
+    pairs, unrelated, null = _mostly_parallel(np.random.default_rng(0))
+    scores = np.concatenate([pairs, unrelated])
+    config = MiningConfig()
+    mixture = threshold_from_scores(scores)
+    assert mixture is None or (pairs >= mixture).mean() < 0.7  # the failure the null check exists for
+    t, info = choose_threshold(scores, config, null=null)
+    assert info["method"] == "from_null" and info["lower_mode"] > info["null_q99"]
+    kept_pairs, kept_unrelated = (pairs >= t).sum(), (unrelated >= t).sum()
+    assert kept_pairs / len(pairs) > 0.9
+    assert kept_pairs / (kept_pairs + kept_unrelated) > 0.94  # the 5% false discovery rate, give or take
+
+
+def test_null_check_stays_silent_on_a_comparable_corpus():
+    from parabeam.mining.calibrate import choose_threshold
+    from parabeam.mining.config import MiningConfig
+
+    rng = np.random.default_rng(1)
+    scores = np.concatenate([rng.normal(0.02, 0.03, 6000), rng.normal(0.22, 0.07, 2000)])
+    null = rng.normal(-0.02, 0.03, 16000)
+    t, info = choose_threshold(scores, MiningConfig(), null=null)
+    assert info["method"] == "from_scores" and t == threshold_from_scores(scores)
+    assert "from_null" not in info
+
+
+def test_threshold_from_null_by_hand():
+    from parabeam.mining.calibrate import threshold_from_null
+
+    # null 0..99 (median 49.5); candidates: 10 below the median -> pi0 = 2 * 10 / 20 = 1
+    null = np.arange(100.0)
+    scores = np.concatenate([np.arange(10.0), np.arange(90.0, 100.0)])
+    # keeping scores >= s for s in 90..99 (100 - s of them): 20 * P0(S >= s) / (100 - s) = 20 * 0.01 = 0.2, so
+    # nothing reaches 5% ...
+    assert threshold_from_null(scores, null, fdr=0.05) is None
+    # ... and 20% is reached down to 90; at 9 (11 kept) the estimate is 20 * 0.91 / 11 = 1.65
+    assert threshold_from_null(scores, null, fdr=0.2) == 90.0
+    assert threshold_from_null(np.zeros(0), null) is None
+
+
+def test_runner_up_is_the_second_best_margin():
+    from parabeam.mining.margin import margin_scores
+    from parabeam.mining.pairs import runner_up_scores, shard_candidates
+
+    rng = np.random.default_rng(0)
+    D = np.sort(rng.uniform(0.2, 0.9, (50, 4)).astype(np.float32), axis=1)[:, ::-1].copy()
+    I = rng.integers(0, 30, (50, 4))
+    own, other = rng.uniform(0.2, 0.5, 50).astype(np.float32), rng.uniform(0.2, 0.5, 30).astype(np.float32)
+    c = shard_candidates(D, I, own, other, "distance")
+    full = margin_scores(D, own[:, None], other[I], "distance")
+    for row in range(50):
+        assert c.runner_up[row] == pytest.approx(sorted(full[row])[-2])
+    assert len(runner_up_scores([c], [c])) == 100

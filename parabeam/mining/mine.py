@@ -17,7 +17,7 @@ from parabeam.mining.config import DEFAULT_K, MiningConfig
 from parabeam.mining.index import IndexConfig
 from parabeam.mining.knn import knn_both_sharded
 from parabeam.mining.margin import knn_means
-from parabeam.mining.pairs import MinedPairs, empty_pairs, select, shard_candidates
+from parabeam.mining.pairs import MinedPairs, empty_pairs, runner_up_scores, select, shard_candidates
 from parabeam.mining.passes import Segments, finish, first_pass, refill
 
 __all__ = ["DEFAULT_K", "MinedPairs", "MiningConfig", "candidates_from_knn", "mine", "mine_from_knn", "mine_indexed",
@@ -55,11 +55,17 @@ def _candidates(knn: Knn, own_means: np.ndarray, other_means: np.ndarray, margin
 def candidates_from_knn(fwd_knn: Knn, bwd_knn: Knn, config: MiningConfig) -> MinedPairs:
     """Every retrieval candidate with its margin, before any threshold, from per-shard kNN lists (their first
     ``config.k`` columns: lists searched longer for the second pass are cut here)."""
+    return _selected_and_null(fwd_knn, bwd_knn, config)[0]
+
+
+def _selected_and_null(fwd_knn: Knn, bwd_knn: Knn, config: MiningConfig) -> tuple[MinedPairs, np.ndarray]:
+    """``candidates_from_knn`` and both directions' runner-up margins (the null sample calibration checks)."""
     mean_src, mean_tgt = _means(fwd_knn, config.k), _means(bwd_knn, config.k)
     if len(mean_src) == 0 or len(mean_tgt) == 0:
-        return empty_pairs()
-    return select(_candidates(fwd_knn, mean_src, mean_tgt, config.margin, config.k),
-                  _candidates(bwd_knn, mean_tgt, mean_src, config.margin, config.k), config.retrieval)
+        return empty_pairs(), np.zeros(0, np.float32)
+    fwd = _candidates(fwd_knn, mean_src, mean_tgt, config.margin, config.k)
+    bwd = _candidates(bwd_knn, mean_tgt, mean_src, config.margin, config.k)
+    return select(fwd, bwd, config.retrieval), runner_up_scores(fwd, bwd)
 
 
 def score_candidates(
@@ -81,9 +87,9 @@ def mine_from_knn(fwd_knn: Knn, bwd_knn: Knn, config: MiningConfig, threshold: f
     tgt = Segments.whole_lines(n_tgt) if tgt is None else tgt
     if n_src == 0 or n_tgt == 0:
         return empty_pairs()
-    selected = candidates_from_knn(fwd_knn, bwd_knn, config)
+    selected, null = _selected_and_null(fwd_knn, bwd_knn, config)
     if threshold is None:
-        threshold, _ = choose_threshold(selected.score, config)
+        threshold, _ = choose_threshold(selected.score, config, null=null)
     first = first_pass(selected, threshold=threshold, config=config, src=src, tgt=tgt)
     if first.floor is None:
         return finish(first, None, config=config, src=src, tgt=tgt).pairs

@@ -46,6 +46,10 @@ class Candidates:
     other: np.ndarray  # (n,) int64, -1 where the database was empty
     score: np.ndarray  # (n,) float32 margin, -inf where there is no neighbour
     cosine: np.ndarray  # (n,) float32
+    # (n,) float32: the margin of the row's second-best neighbour, -inf where there is none. A sentence's
+    # runner-up is (almost) never its translation, so these are a sample of the scores unrelated sentences get:
+    # the null distribution ``threshold: auto`` checks its mixture fit against (parabeam.mining.calibrate).
+    runner_up: np.ndarray
 
 
 def shard_candidates(
@@ -61,11 +65,16 @@ def shard_candidates(
     scores = np.where(valid, scores, -np.inf)  # (n, k)
     best = scores.argmax(axis=1) if len(scores) else np.zeros(0, np.int64)  # (n,)
     rows = np.arange(len(best))
+    if scores.shape[1] > 1:
+        runner_up = np.partition(scores, scores.shape[1] - 2, axis=1)[:, -2]
+    else:
+        runner_up = np.full(len(best), -np.inf)
     return Candidates(
         first_row=first_row,
         other=I[rows, best].astype(np.int64),
         score=scores[rows, best].astype(np.float32),
         cosine=np.where(valid[rows, best], D[rows, best], -np.inf).astype(np.float32),
+        runner_up=runner_up.astype(np.float32),
     )
 
 
@@ -78,8 +87,18 @@ def concat_candidates(blocks: Sequence[Candidates]) -> Candidates:
             raise ValueError(f"candidate blocks do not tile the rows: expected row {expected}, got {c.first_row}")
         expected += len(c.other)
     if not blocks:
-        return Candidates(0, np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros(0, np.float32))
-    return Candidates(0, *(np.concatenate([getattr(c, f) for c in blocks]) for f in ("other", "score", "cosine")))
+        return Candidates(0, np.zeros(0, np.int64), *(np.zeros(0, np.float32) for _ in range(3)))
+    return Candidates(0, *(np.concatenate([getattr(c, f) for c in blocks])
+                           for f in ("other", "score", "cosine", "runner_up")))
+
+
+def runner_up_scores(forward: Sequence[Candidates], backward: Sequence[Candidates]) -> np.ndarray:
+    """Both directions' finite runner-up margins (``Candidates.runner_up``), in row order: the null sample."""
+    blocks = sorted(forward, key=lambda c: c.first_row) + sorted(backward, key=lambda c: c.first_row)
+    if not blocks:
+        return np.zeros(0, np.float32)
+    r = np.concatenate([c.runner_up for c in blocks])
+    return r[np.isfinite(r)]
 
 
 def select(forward: Sequence[Candidates], backward: Sequence[Candidates], retrieval: str) -> MinedPairs:

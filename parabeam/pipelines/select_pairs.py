@@ -65,20 +65,21 @@ class _SelectPair(CountingDoFn):
 
     def process(self, element, indexes, segments):
         from parabeam.mining.calibrate import choose_threshold
-        from parabeam.mining.pairs import select
+        from parabeam.mining.pairs import runner_up_scores, select
         from parabeam.mining.passes import first_pass
 
         name, blocks = element
         src_lang, tgt_lang = self.pairs[name]
         blocks = list(blocks)
-        selected = select([c for d, c in blocks if d == "fwd"], [c for d, c in blocks if d == "bwd"],
-                          self.config.retrieval)
+        fwd, bwd = [c for d, c in blocks if d == "fwd"], [c for d, c in blocks if d == "bwd"]
+        selected = select(fwd, bwd, self.config.retrieval)
         is_gold = None
         if self._gold is not None:
             is_gold = self._known_pairs(selected, indexes[src_lang], indexes[tgt_lang])
         with self.timed("select"):
             threshold, info = choose_threshold(selected.score, self.config, is_gold,
-                                               len(self._gold) if self._gold is not None else 0)
+                                               len(self._gold) if self._gold is not None else 0,
+                                               null=runner_up_scores(fwd, bwd))
             src, tgt = segments[src_lang], segments[tgt_lang]
             first = first_pass(selected, threshold=threshold, config=self.config, src=src, tgt=tgt,
                                keep_candidates=self.keep_candidates)
