@@ -4,7 +4,7 @@
 # baked in, so workers download nothing at start-up. The GPU driver comes from the host (Dataflow:
 # "install-nvidia-driver" in the accelerator hint; Kubernetes: the NVIDIA device plugin).
 #
-#   docker build -t REGION-docker.pkg.dev/PROJECT/parabeam/worker:0.1.0 .
+#   docker build -t REGION-docker.pkg.dev/PROJECT/parabeam/worker:0.2.0 .
 #
 # BEAM_VERSION must equal the apache-beam version that launches the job (and docker/requirements-gpu.txt).
 ARG PYTHON_VERSION=3.11
