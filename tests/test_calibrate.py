@@ -69,7 +69,8 @@ def test_mostly_parallel_corpus_switches_to_the_null_and_keeps_the_translations(
     assert info["method"] == "from_null" and info["lower_mode"] > info["null_q99"]
     kept_pairs, kept_unrelated = (pairs >= t).sum(), (unrelated >= t).sum()
     assert kept_pairs / len(pairs) > 0.9
-    assert kept_pairs / (kept_pairs + kept_unrelated) > 0.94  # the 5% false discovery rate, give or take
+    assert kept_pairs / (kept_pairs + kept_unrelated) > 0.97
+    assert t == pytest.approx(np.percentile(null, 95))
 
 
 def test_null_check_stays_silent_on_a_comparable_corpus():
@@ -84,18 +85,13 @@ def test_null_check_stays_silent_on_a_comparable_corpus():
     assert "from_null" not in info
 
 
-def test_threshold_from_null_by_hand():
+def test_threshold_from_null_is_its_95th_percentile():
     from parabeam.mining.calibrate import threshold_from_null
 
-    # null 0..99 (median 49.5); candidates: 10 below the median -> pi0 = 2 * 10 / 20 = 1
-    null = np.arange(100.0)
-    scores = np.concatenate([np.arange(10.0), np.arange(90.0, 100.0)])
-    # keeping scores >= s for s in 90..99 (100 - s of them): 20 * P0(S >= s) / (100 - s) = 20 * 0.01 = 0.2, so
-    # nothing reaches 5% ...
-    assert threshold_from_null(scores, null, fdr=0.05) is None
-    # ... and 20% is reached down to 90; at 9 (11 kept) the estimate is 20 * 0.91 / 11 = 1.65
-    assert threshold_from_null(scores, null, fdr=0.2) == 90.0
-    assert threshold_from_null(np.zeros(0), null) is None
+    null = np.concatenate([np.arange(101.0), [np.inf, -np.inf, np.nan]])  # non-finite values are left out
+    assert threshold_from_null(null) == pytest.approx(95.0)
+    assert threshold_from_null(null, quantile=90) == pytest.approx(90.0)
+    assert threshold_from_null(np.array([np.nan])) is None
 
 
 def test_runner_up_is_the_second_best_margin():

@@ -14,6 +14,15 @@ from conftest import make_tiny_bert
 
 st = pytest.importorskip("sentence_transformers")
 
+
+def _st_modules():
+    """The library's module classes: ``sentence_transformer.modules`` from 6.x on, ``models`` before it."""
+    try:
+        from sentence_transformers.sentence_transformer import modules
+    except ImportError:
+        from sentence_transformers import models as modules
+    return modules
+
 TEXTS = ["Der Zug fährt um sieben Uhr ab.", "The train leaves at seven.", "a b c", "Hallo Welt, das ist ein Test.",
          "this is a considerably longer sentence with many more tokens than the others have in it"]
 CORPUS = TEXTS + ["hello world this is a test", "hallo welt das ist ein test", "more words here for the vocab"]
@@ -26,7 +35,9 @@ def tiny_bert(tmp_path_factory):
 
 def _build(path: str, bert: str, mode, dense=None, prompt=None, include_prompt=True, max_seq_length=None):
     import torch
-    from sentence_transformers import SentenceTransformer, models
+    from sentence_transformers import SentenceTransformer
+
+    models = _st_modules()
 
     transformer = models.Transformer(bert, max_seq_length=max_seq_length)
     hidden = transformer.auto_model.config.hidden_size
@@ -94,7 +105,9 @@ def test_labse_pooling_both_ways(tiny_bert, tmp_path):
     pooler (hf:DIR#pooling=pooler) and as a sentence-transformers directory (CLS pooling, a Dense layer holding the
     pooler's weights, Normalize) give the same vectors, in parabeam and in the library."""
     import torch
-    from sentence_transformers import SentenceTransformer, models
+    from sentence_transformers import SentenceTransformer
+
+    models = _st_modules()
     from transformers import BertModel
 
     from parabeam.encoders.registry import load_encoder
