@@ -17,7 +17,9 @@ F1 counts a mined pair correct when it is a planted (or gold) pair. Time is the 
 and imports excluded); peak RSS is the worker process's (data included, the same for all).
 
 Run: ``python benchmarks/peers.py --sizes 20000,50000,100000,200000 [--news /tmp/cn/es-en]``. Prints one JSON
-line per run and a Markdown table of ratios to LASER.
+line per run and a Markdown table of ratios to LASER. ``--search-only DIR`` (a data folder a run left, e.g.
+``/tmp/parabeam-peers/news``) times the exact search alone, in one process, ``--repeat`` times: parabeam's both-ways
+search against FAISS's two ``IndexFlatIP`` searches (LASER's), and parabeam's whole miner beside them.
 """
 
 from __future__ import annotations
@@ -156,8 +158,37 @@ def worker(method: str, data: str) -> None:
                       "precision": round(100 * p, 2), "recall": round(100 * r, 2)}))
 
 
+def search_only(data: str, repeat: int) -> None:
+    """Exact kNN both ways (k = 4) on one data folder: parabeam's one-GEMM search against FAISS's two searches."""
+    import faiss
+
+    from parabeam.mining.mine import mine, search_both
+
+    x, y = np.load(os.path.join(data, "x.npy")), np.load(os.path.join(data, "y.npy"))
+    mine(x[:100], y[:100])  # imports and BLAS warm-up
+    for _ in range(repeat):
+        started = time.perf_counter()
+        search_both(x, y, 4)
+        ours = time.perf_counter() - started
+        started = time.perf_counter()
+        ix, iy = faiss.IndexFlatIP(x.shape[1]), faiss.IndexFlatIP(y.shape[1])
+        ix.add(x)
+        iy.add(y)
+        iy.search(x, 4)
+        ix.search(y, 4)
+        theirs = time.perf_counter() - started
+        started = time.perf_counter()
+        mine(x, y)
+        whole = time.perf_counter() - started
+        print(json.dumps({"rows": [len(x), len(y)], "parabeam_search_s": round(ours, 2),
+                          "faiss_two_searches_s": round(theirs, 2), "ratio": round(ours / theirs, 2),
+                          "parabeam_whole_miner_s": round(whole, 2)}), flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--search-only", metavar="DATA", help="time the exact search alone on a data folder")
+    ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--sizes", default="20000,50000,100000,200000")
     ap.add_argument("--news", help="a benchmarks/comparable_news.py corpus folder (with src.npy, tgt.npy)")
     ap.add_argument("--methods", default=",".join(METHODS))
@@ -165,6 +196,9 @@ def main() -> None:
     ap.add_argument("--worker", nargs=2, metavar=("METHOD", "DATA"), help=argparse.SUPPRESS)
     ap.add_argument("--make", nargs=2, metavar=("N_OR_CORPUS", "PATH"), help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.search_only:
+        search_only(args.search_only, args.repeat)
+        return
     if args.worker:
         worker(*args.worker)
         return
