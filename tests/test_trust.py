@@ -175,6 +175,7 @@ def test_bad_input_is_refused_up_front_in_one_line(tmp_path, capsys):
     assert "cannot write to output" in error([*mine, "--input", f"{SAMPLE}/*.gz", "--output",
                                               str(tmp_path / "afile" / "below")])
     assert "is a folder" in error([*mine, "--input", SAMPLE, "--output", str(tmp_path / "o")])
+    assert not os.path.exists(tmp_path / "o")  # refused before anything was created
     assert "matches no file" in error([*mine, "--input", str(tmp_path / "none*.wet"), "--output", str(tmp_path / "o")])
     assert "unknown language code 'qq'" in error(["mine", "--langs", "de,qq", "--input", f"{SAMPLE}/*.gz",
                                                   "--output", str(tmp_path / "o")])
@@ -245,3 +246,12 @@ def test_every_stage_balances(tmp_path, corpus, sample_output):
         assert docs["dropped"]["malformed_json"] == 1 and docs["dropped"]["missing_text_field"] == 1
         assert docs["dropped"]["undecodable"] >= 1
         assert r["pairs"]["de-en"] >= 1
+
+
+def test_missing_parent_folders_of_the_output_are_created(tmp_path):
+    # the README's first command writes to out/sample on a fresh clone, where out/ does not exist yet
+    from parabeam.pipelines.output import OutputDir
+
+    root = tmp_path / "out" / "deeper" / "sample"
+    OutputDir(str(root)).check()
+    assert root.is_dir() and os.listdir(root / "_work") == []  # the write probe is gone again

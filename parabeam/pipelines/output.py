@@ -79,9 +79,8 @@ class OutputDir:
         if _is_local(self.root):
             if os.path.isfile(self.root):
                 raise OutputError(f"output {self.root} is a file; give a folder")
-            parent = os.path.dirname(os.path.abspath(self.root))
-            if not os.path.isdir(self.root) and not os.access(parent, os.W_OK) and not os.path.isdir(parent):
-                raise OutputError(f"cannot create output folder {self.root}: {parent} does not exist")
+            # missing parents are created as `mkdir -p` would (`--output out/sample` on a fresh clone); the probe
+            # below fails in one line where they cannot be (a file on the way, no permission)
         probe = storage.join(self.work, f".write-check-{uuid.uuid4().hex[:8]}")
         try:
             with storage.FileSystems.create(probe) as f:
