@@ -88,8 +88,8 @@ def test_ivfpq_mining_finds_planted_pairs(kind):
     src = np.concatenate([src / np.linalg.norm(src, axis=1, keepdims=True), unit_vectors(rng, 3000, 64)])
     cfg = IndexConfig(kind=kind, train_size=12000, nprobe=16)
     timings: dict[str, float] = {}
-    pairs = mine_indexed(_loader([src]), [len(src)], _loader([tgt]), [len(tgt)], MiningConfig(threshold=1.1), cfg,
-                         timings)
+    mining = MiningConfig(margin="ratio", threshold=1.1)
+    pairs = mine_indexed(_loader([src]), [len(src)], _loader([tgt]), [len(tgt)], mining, cfg, timings)
     recall = ((pairs.src == pairs.tgt) & (pairs.src < 500)).sum() / 500
     assert recall >= 0.9, recall
     assert set(timings) == {"build_indexes", "search", "score_and_select"}

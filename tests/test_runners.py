@@ -55,6 +55,8 @@ def _report(text: str) -> dict:
     report = json.loads(text)
     report["settings"].pop("run_id")
     report["settings"]["config"].pop("cpu_threads")  # resolved per runner (pipelines.config.cpu_threads_for_runner)
+    report.pop("seconds")  # busy time per stage and wall time: measured, not computed
+    report.pop("wall_seconds")
     return report
 
 
