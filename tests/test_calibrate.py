@@ -107,3 +107,14 @@ def test_runner_up_is_the_second_best_margin():
     for row in range(50):
         assert c.runner_up[row] == pytest.approx(sorted(full[row])[-2])
     assert len(runner_up_scores([c], [c])) == 100
+
+
+def test_a_large_pair_is_fitted_on_a_sample_with_the_same_threshold():
+    from parabeam.mining.calibrate import fit_mixture, threshold_from_mixture
+
+    rng = np.random.default_rng(3)
+    scores = np.concatenate([rng.normal(0.02, 0.03, 80_000), rng.normal(0.2, 0.07, 20_000)])
+    full = threshold_from_mixture(fit_mixture(scores, max_scores=len(scores)))
+    sampled = threshold_from_mixture(fit_mixture(scores, max_scores=25_000))
+    assert sampled == pytest.approx(full, abs=0.005)
+    assert sampled == threshold_from_mixture(fit_mixture(scores, max_scores=25_000))  # a fixed seed: reproducible

@@ -37,6 +37,7 @@ AUTO_POSTERIOR = 0.95
 OVERLAP_POSTERIOR = 0.5  # where the modes overlap too much for AUTO_POSTERIOR: the Bayes decision boundary
 NULL_QUANTILE = 99.0  # a mixture's lower mode above this percentile of the null sample is not the unrelated mode
 NULL_THRESHOLD_QUANTILE = 95.0  # then the threshold: this percentile of the null (chosen on es, tr, pl, ja)
+MIXTURE_MAX_SCORES = 200_000  # the mixture is fitted on at most this many scores (a fixed-seed sample above)
 
 
 def _fit_mixture(s: np.ndarray, iters: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -59,30 +60,29 @@ def _finite(scores: np.ndarray) -> np.ndarray:
     return s[np.isfinite(s)]
 
 
-def lower_mode(scores: np.ndarray, iters: int = 200, min_scores: int = 200) -> float | None:
-    """The mean of the mixture's lower component (``threshold_from_scores``' fit); None when it cannot be fitted."""
+Mixture = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+def fit_mixture(scores: np.ndarray, iters: int = 200, min_scores: int = 200,
+                max_scores: int = MIXTURE_MAX_SCORES) -> Mixture | None:
+    """``(means, sds, weights)`` of the two-component mixture on the finite ``scores``; None when there are fewer
+    than ``min_scores`` or they do not vary. Above ``max_scores`` the fit uses a fixed-seed sample of that many
+    (EM is O(n) per iteration: a million scores took a minute; 200k pin the five parameters far more finely
+    than the threshold needs)."""
     s = _finite(scores)
     if len(s) < min_scores or s.std() == 0:
         return None
-    return float(_fit_mixture(s, iters)[0].min())
+    if len(s) > max_scores:
+        s = np.random.default_rng(0).choice(s, max_scores, replace=False)
+    return _fit_mixture(s, iters)
 
 
-def threshold_from_null(null: np.ndarray, quantile: float = NULL_THRESHOLD_QUANTILE) -> float | None:
-    """The ``quantile``-th percentile of ``null``, a sample of unrelated sentences' scores (runner-up margins):
-    a score only that small a share of unrelated candidates reach. None when ``null`` has no finite value."""
-    nul = _finite(null)
-    return float(np.percentile(nul, quantile)) if len(nul) else None
-
-
-def threshold_from_scores(
-    scores: np.ndarray, posterior: float = AUTO_POSTERIOR, iters: int = 200, min_scores: int = 200
-) -> float | None:
-    """Threshold from a two-component 1-D Gaussian mixture on ``scores``; None when there are too few finite
-    scores (< ``min_scores``) or the fit has no separate upper mode."""
-    s = _finite(scores)
-    if len(s) < min_scores or s.std() == 0:
+def threshold_from_mixture(fit: Mixture | None, posterior: float = AUTO_POSTERIOR) -> float | None:
+    """The lowest score whose posterior for the upper component reaches ``posterior``; None without a fit or
+    without a separate upper mode."""
+    if fit is None:
         return None
-    mu, sd, w = _fit_mixture(s, iters)
+    mu, sd, w = fit
     upper = int(mu.argmax())
     if abs(mu[1] - mu[0]) < 1e-3:
         return None
@@ -91,6 +91,21 @@ def threshold_from_scores(
     post = dens[:, upper] / np.maximum(dens.sum(axis=1), 1e-300)
     above = np.flatnonzero(post >= posterior)
     return float(grid[above[0]]) if len(above) else None
+
+
+def threshold_from_scores(
+    scores: np.ndarray, posterior: float = AUTO_POSTERIOR, iters: int = 200, min_scores: int = 200
+) -> float | None:
+    """Threshold from a two-component 1-D Gaussian mixture on ``scores``; None when there are too few finite
+    scores (< ``min_scores``) or the fit has no separate upper mode."""
+    return threshold_from_mixture(fit_mixture(scores, iters, min_scores), posterior)
+
+
+def threshold_from_null(null: np.ndarray, quantile: float = NULL_THRESHOLD_QUANTILE) -> float | None:
+    """The ``quantile``-th percentile of ``null``, a sample of unrelated sentences' scores (runner-up margins):
+    a score only that small a share of unrelated candidates reach. None when ``null`` has no finite value."""
+    nul = _finite(null)
+    return float(np.percentile(nul, quantile)) if len(nul) else None
 
 
 def best_cut(hits: np.ndarray, n_gold: int) -> tuple[int, float, float, float] | None:
@@ -128,14 +143,15 @@ def choose_threshold(scores: np.ndarray, config, is_gold: np.ndarray | None = No
     ``is_gold`` (which candidates are known pairs, of ``n_gold``) is given. Returns it with every estimate, as
     report.json's ``thresholds.<pair>`` records them."""
     threshold, method = config.fixed_threshold, "fixed"
-    auto = threshold_from_scores(scores)
-    overlap = threshold_from_scores(scores, OVERLAP_POSTERIOR) if auto is None else None
+    fit = fit_mixture(scores)  # once: the posterior 0.95 and 0.5 boundaries and the lower mode all come from it
+    auto = threshold_from_mixture(fit)
+    overlap = threshold_from_mixture(fit, OVERLAP_POSTERIOR) if auto is None else None
     info: dict = {"candidates": int(len(scores)), "from_scores": auto}
     if overlap is not None:
         info["from_overlapping_scores"] = overlap
     from_null = None
     nul = _finite(null) if null is not None else np.zeros(0)
-    lower = lower_mode(scores) if len(nul) >= 200 else None
+    lower = float(fit[0].min()) if fit is not None and len(nul) >= 200 else None
     if lower is not None:
         info.update(lower_mode=lower, null_q99=float(np.percentile(nul, NULL_QUANTILE)))
         if lower > info["null_q99"]:  # the fit's lower mode is translations too: a mostly parallel corpus
