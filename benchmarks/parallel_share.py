@@ -29,8 +29,7 @@ sys.path.insert(0, REPO)
 
 from parabeam.mining.calibrate import choose_threshold, threshold_from_gold  # noqa: E402
 from parabeam.mining.config import MiningConfig  # noqa: E402
-from parabeam.mining.mine import mine_from_knn, search_both  # noqa: E402
-from parabeam.mining.pairs import runner_up_scores, select, shard_candidates  # noqa: E402
+from parabeam.mining.mine import candidates_with_null, mine_from_knn, search_both  # noqa: E402
 
 
 def _read(path: str) -> list[str]:
@@ -40,18 +39,6 @@ def _read(path: str) -> list[str]:
 
 def _correct(pairs, hit) -> tuple[int, int]:
     return sum(hit(int(i), int(j)) for i, j in zip(pairs.src, pairs.tgt)), len(pairs)
-
-
-def candidates(fwd, bwd, config):
-    """Selected candidates and the runner-up null of one shard per side, as the mining core builds them."""
-    from parabeam.mining.margin import knn_means
-
-    (Df, If), (Db, Ib) = fwd[0], bwd[0]
-    k = config.k
-    mean_s, mean_t = knn_means(Df[:, :k]), knn_means(Db[:, :k])
-    f = [shard_candidates(Df[:, :k], If[:, :k], mean_s, mean_t, config.margin)]
-    b = [shard_candidates(Db[:, :k], Ib[:, :k], mean_t, mean_s, config.margin)]
-    return select(f, b, config.retrieval), runner_up_scores(f, b)
 
 
 def one(work: str, lang: str, share: float, seed: int = 0) -> dict:
@@ -75,7 +62,7 @@ def one(work: str, lang: str, share: float, seed: int = 0) -> dict:
         return (src_text[rs[i]], tgt_text[rt[j]]) in gold
 
     fwd, bwd = search_both(S, T, config.search_k)
-    selected, null = candidates(fwd, bwd, config)
+    selected, null = candidates_with_null(fwd, bwd, config)
     threshold, info = choose_threshold(selected.score, config, null=null)
     out = {"pair": f"{lang}-en", "share": share, "gold": len(gold), "src_lines": len(rs), "tgt_lines": len(rt),
            "method": info["method"], "threshold": round(threshold, 4)}

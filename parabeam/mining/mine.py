@@ -55,10 +55,10 @@ def _candidates(knn: Knn, own_means: np.ndarray, other_means: np.ndarray, margin
 def candidates_from_knn(fwd_knn: Knn, bwd_knn: Knn, config: MiningConfig) -> MinedPairs:
     """Every retrieval candidate with its margin, before any threshold, from per-shard kNN lists (their first
     ``config.k`` columns: lists searched longer for the second pass are cut here)."""
-    return _selected_and_null(fwd_knn, bwd_knn, config)[0]
+    return candidates_with_null(fwd_knn, bwd_knn, config)[0]
 
 
-def _selected_and_null(fwd_knn: Knn, bwd_knn: Knn, config: MiningConfig) -> tuple[MinedPairs, np.ndarray]:
+def candidates_with_null(fwd_knn: Knn, bwd_knn: Knn, config: MiningConfig) -> tuple[MinedPairs, np.ndarray]:
     """``candidates_from_knn`` and both directions' runner-up margins (the null sample calibration checks)."""
     mean_src, mean_tgt = _means(fwd_knn, config.k), _means(bwd_knn, config.k)
     if len(mean_src) == 0 or len(mean_tgt) == 0:
@@ -87,7 +87,7 @@ def mine_from_knn(fwd_knn: Knn, bwd_knn: Knn, config: MiningConfig, threshold: f
     tgt = Segments.whole_lines(n_tgt) if tgt is None else tgt
     if n_src == 0 or n_tgt == 0:
         return empty_pairs()
-    selected, null = _selected_and_null(fwd_knn, bwd_knn, config)
+    selected, null = candidates_with_null(fwd_knn, bwd_knn, config)
     if threshold is None:
         threshold, _ = choose_threshold(selected.score, config, null=null)
     first = first_pass(selected, threshold=threshold, config=config, src=src, tgt=tgt)
