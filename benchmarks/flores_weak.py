@@ -24,6 +24,7 @@ import numpy as np
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 FLORES = os.path.join(REPO, "..", "shared", "data", "flores200_devtest")
 WEAK = ["bul_Cyrl", "ces_Latn", "ell_Grek", "heb_Hebr", "swe_Latn", "ukr_Cyrl", "vie_Latn", "ind_Latn"]
 COVERED = ["deu_Latn", "spa_Latn", "fra_Latn"]
@@ -36,6 +37,8 @@ def _lines(code: str) -> list[str]:
 
 
 def one(encoder, code: str, english: np.ndarray) -> dict:
+    from news_bucc import _f1
+
     from parabeam.mining.calibrate import choose_threshold, threshold_from_gold
     from parabeam.mining.config import MiningConfig
     from parabeam.mining.mine import candidates_with_null, mine_from_knn, search_both
@@ -54,7 +57,7 @@ def one(encoder, code: str, english: np.ndarray) -> dict:
         pairs = mine_from_knn(fwd, bwd, config, threshold=threshold)
         correct = int(((pairs.src == pairs.tgt) & (pairs.src < N_GOLD)).sum())
         p, r = correct / max(len(pairs), 1), correct / N_GOLD
-        return round(200 * p * r / max(p + r, 1e-12), 2)
+        return round(_f1(p, r), 2)
 
     out = {"lang": code, "covered": code in COVERED, "method": info["method"], "auto": round(auto, 4),
            "null_q99": round(q99, 4), "null_q95": round(q95, 4), "f1_auto": f1(auto),

@@ -26,6 +26,9 @@ import numpy as np
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from news_bucc import _f1  # noqa: E402
 
 from parabeam.mining.calibrate import choose_threshold, threshold_from_gold  # noqa: E402
 from parabeam.mining.config import MiningConfig  # noqa: E402
@@ -76,7 +79,7 @@ def one(work: str, lang: str, share: float, seed: int = 0) -> dict:
         correct, n = _correct(mine_from_knn(fwd, bwd, config, threshold=t), hit)
         p, r = correct / max(n, 1), correct / len(gold)
         out[name] = {"threshold": round(float(t), 4), "precision": round(p, 4), "recall": round(r, 4),
-                     "f1": round(200 * p * r / max(p + r, 1e-12), 2)}
+                     "f1": round(_f1(p, r), 2)}
     return out
 
 

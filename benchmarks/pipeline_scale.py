@@ -33,6 +33,7 @@ sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 DATA = os.path.join(REPO, "..", "shared", "data")
 
+from news_bucc import _f1  # noqa: E402
 from news_bucc import _lines as news_lines  # noqa: E402
 
 
@@ -68,7 +69,7 @@ def accuracy(out: str, corpus: str, gold: set[tuple[str, str]]) -> dict:
     correct = sum((m["src_text"].strip(), m["tgt_text"].strip()) in reachable for m in mined)
     p, r = correct / max(len(mined), 1), correct / max(len(reachable), 1)
     return {"gold_pairs_present": len(reachable), "correct": correct, "precision": round(p, 4),
-            "recall": round(r, 4), "f1": round(200 * p * r / max(p + r, 1e-12), 2)}
+            "recall": round(r, 4), "f1": round(_f1(p, r), 2)}
 
 
 def pools() -> dict[str, list[str]]:

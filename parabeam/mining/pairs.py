@@ -93,11 +93,8 @@ def concat_candidates(blocks: Sequence[Candidates]) -> Candidates:
 
 
 def runner_up_scores(forward: Sequence[Candidates], backward: Sequence[Candidates]) -> np.ndarray:
-    """Both directions' finite runner-up margins (``Candidates.runner_up``), in row order: the null sample."""
-    blocks = sorted(forward, key=lambda c: c.first_row) + sorted(backward, key=lambda c: c.first_row)
-    if not blocks:
-        return np.zeros(0, np.float32)
-    r = np.concatenate([c.runner_up for c in blocks])
+    """Both directions' finite runner-up margins (``Candidates.runner_up``), blocks in any order: the null sample."""
+    r = np.concatenate([c.runner_up for c in (*forward, *backward)] or [np.zeros(0, np.float32)])
     return r[np.isfinite(r)]
 
 
