@@ -6,8 +6,9 @@ languages outside the encoder's 16 and outside that held-out set (bul, ces, ell,
 deu, spa, fra as covered controls: 300 gold pairs (lines 0-299 of X and English) among 356 X lines and 356
 English lines without a translation (lines 300-655 of X, 656-1011 of English), all the same kind of text.
 
-For each language: line-level F1 of the mining core (both passes) at the default threshold, at two candidates
-built on the runner-up null (``min(auto, null q99)`` and the null's 95th percentile) and at the oracle threshold.
+For each language: the mixture's upper mean and its separation ((upper - lower mean) / upper sd), then
+line-level F1 of the mining core (both passes) at the default threshold, at two candidates built on the
+runner-up null (``min(auto, null q99)`` and the null's 95th percentile) and at the oracle threshold.
 The rule that chooses between them is the open question (see benchmarks/RESULTS.md); none is a default.
 
 Run: ``python benchmarks/flores_weak.py [--langs bul_Cyrl,ces_Latn,...]``. One JSON line per language, then a table.
@@ -39,7 +40,7 @@ def _lines(code: str) -> list[str]:
 def one(encoder, code: str, english: np.ndarray) -> dict:
     from news_bucc import _f1
 
-    from parabeam.mining.calibrate import choose_threshold, threshold_from_gold
+    from parabeam.mining.calibrate import choose_threshold, fit_mixture, threshold_from_gold
     from parabeam.mining.config import MiningConfig
     from parabeam.mining.mine import candidates_with_null, mine_from_knn, search_both
 
@@ -59,7 +60,10 @@ def one(encoder, code: str, english: np.ndarray) -> dict:
         p, r = correct / max(len(pairs), 1), correct / N_GOLD
         return round(_f1(p, r), 2)
 
+    mu, sd, _ = fit_mixture(selected.score)
+    up, lo = int(mu.argmax()), int(mu.argmin())
     out = {"lang": code, "covered": code in COVERED, "method": info["method"], "auto": round(auto, 4),
+           "upper_mean": round(float(mu[up]), 4), "separation": round(float((mu[up] - mu[lo]) / sd[up]), 2),
            "null_q99": round(q99, 4), "null_q95": round(q95, 4), "f1_auto": f1(auto),
            "f1_min_auto_q99": f1(min(auto, q99)), "f1_null_q95": f1(q95)}
     if oracle is not None:
