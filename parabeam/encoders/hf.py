@@ -9,16 +9,47 @@ a hub name and the environment allows it.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 import numpy as np
 
-from parabeam.encoders.base import TorchEncoder
+from parabeam.encoders import digests
+from parabeam.encoders.base import TorchEncoder, spec_options
+from parabeam.encoders.transformers_common import model_token_limit, quiet_transformers, write_st_directory
 
 POOLINGS = ("cls", "mean", "pooler")
 
 
 class HFEncoder(TorchEncoder):
+    """``hf:PATH_OR_NAME[#pooling=cls|mean|pooler]``: a transformers model and its tokenizer."""
+
+    backend = "hf"
+    options = ("pooling",)
+    requires = ("transformers", "transformers")
+
+    @classmethod
+    def accepts(cls, spec: str) -> bool:
+        return spec.startswith("hf:")
+
+    @classmethod
+    def from_spec(cls, spec: str, **kwargs) -> HFEncoder:
+        name, options = spec_options(spec[3:], cls.options)
+        if not name:
+            raise ValueError("encoder spec 'hf:' needs a path or model name, e.g. hf:/models/LaBSE")
+        return cls(name, **options, **kwargs)
+
+    @classmethod
+    def fingerprint(cls, spec: str) -> str:
+        name, _, options = spec[3:].partition("#")
+        path = name if os.path.isdir(name) else _hf_snapshot(name)
+        return digests.combine(cls.backend, options, digests.tree_digest(path, skip=("checkpoint",)))
+
+    @classmethod
+    def load_saved(cls, directory: str, entries: dict, **kwargs) -> HFEncoder:
+        return cls(os.path.normpath(os.path.join(directory, entries.get("model_dir", "."))),
+                   pooling=entries.get("pooling", "cls"), **kwargs)
+
     def __init__(self, name_or_path: str, *, pooling: str = "cls", **kwargs) -> None:
         super().__init__(**kwargs)
         if pooling not in POOLINGS:
@@ -28,8 +59,9 @@ class HFEncoder(TorchEncoder):
         self.name = f"hf:{name_or_path}"
         self.name_or_path = name_or_path
         self.pooling = pooling
-        self.tokenizer = AutoTokenizer.from_pretrained(name_or_path)
-        self.model = AutoModel.from_pretrained(name_or_path)
+        with quiet_transformers():
+            self.tokenizer = AutoTokenizer.from_pretrained(name_or_path)
+            self.model = AutoModel.from_pretrained(name_or_path)
         self.model = self._ready(self.model)
         self._dim = int(self.model.config.hidden_size)
         if self.tokenizer.pad_token_id is None:
@@ -55,6 +87,8 @@ class HFEncoder(TorchEncoder):
             emb = pool(out, mask, self.pooling)
         return emb.float().cpu().numpy()
 
+    def token_embedding(self):
+        return self.model.get_input_embeddings()
 
     def embed_for_training(self, texts: Sequence[str]):
         """(B, H) unit vectors with gradients."""
@@ -69,11 +103,9 @@ class HFEncoder(TorchEncoder):
 
     def save(self, directory: str) -> dict:
         """The model in ``directory`` as a Hugging Face model that is also a sentence-transformers model giving
-        the same vectors (``encoders.st.write_st_directory``): mean or [CLS] pooling as they are, the pooler
-        (LaBSE's [CLS] -> dense + tanh) as [CLS] pooling and a Dense layer with the pooler's weights."""
+        the same vectors (``transformers_common.write_st_directory``): mean or [CLS] pooling as they are, the
+        pooler (LaBSE's [CLS] -> dense + tanh) as [CLS] pooling and a Dense layer with the pooler's weights."""
         import copy
-
-        from parabeam.encoders.st import write_st_directory
 
         dense = []
         if self.pooling == "pooler":
@@ -81,29 +113,7 @@ class HFEncoder(TorchEncoder):
         modes = ("mean",) if self.pooling == "mean" else ("cls",)
         write_st_directory(directory, self.model, self.tokenizer, modes=modes, dense=dense,
                            max_seq_length=self.max_seq_tokens)
-        return {"backend": "hf", "model_dir": ".", "pooling": self.pooling}
-
-
-# model types whose position ids start after the padding index (fairseq's convention): n positions hold n - pad - 1
-_OFFSET_POSITIONS = ("roberta", "xlm-roberta", "camembert", "longformer", "xlm-roberta-xl", "data2vec-text")
-_NO_LIMIT = 1_000_000  # tokenizers without a limit report a huge model_max_length
-
-
-def model_token_limit(config, tokenizer, cap: int | None = None) -> int:
-    """Tokens one sequence may hold, special tokens included: the model's position table
-    (``max_position_embeddings``, less the padding offset where positions start after it) and the tokenizer's
-    ``model_max_length``, whichever is smaller, and ``cap`` when given and smaller still."""
-    limits = []
-    positions = getattr(config, "max_position_embeddings", None)
-    if positions:
-        offset = (getattr(config, "pad_token_id", 0) or 0) + 1 if config.model_type in _OFFSET_POSITIONS else 0
-        limits.append(int(positions) - offset)
-    model_max = getattr(tokenizer, "model_max_length", None)
-    if model_max and model_max < _NO_LIMIT:
-        limits.append(int(model_max))
-    if cap:
-        limits.append(int(cap))
-    return max(2, min(limits)) if limits else 512
+        return {"model_dir": ".", "pooling": self.pooling}
 
 
 def pool(model_output, attention_mask, pooling: str):
@@ -117,3 +127,14 @@ def pool(model_output, attention_mask, pooling: str):
         return model_output.pooler_output
     weights = attention_mask.unsqueeze(-1).to(hidden.dtype)  # (B, L, 1)
     return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)
+
+
+def _hf_snapshot(name: str) -> str:
+    """The local folder of a hub model already in the Hugging Face cache (nothing is downloaded)."""
+    try:
+        from huggingface_hub import snapshot_download
+
+        return snapshot_download(name, local_files_only=True)
+    except Exception as err:
+        raise ValueError(f"encoder hf:{name}: not a local directory and not in the Hugging Face cache ({err}); "
+                         "point hf: at a local copy of the model") from err

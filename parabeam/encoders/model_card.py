@@ -10,9 +10,9 @@ import numpy as np
 
 
 def save_model(student, directory: str, card: dict) -> None:
-    from parabeam.encoders.registry import MODEL_CARD_CONFIG
+    from parabeam.encoders.registry import MODEL_CARD_CONFIG, saved_entries
 
-    entries = student.save(directory)
+    entries = saved_entries(student, directory)
     with open(os.path.join(directory, MODEL_CARD_CONFIG), "w", encoding="utf-8") as f:
         json.dump({**entries, **card}, f, indent=2, sort_keys=True)
 

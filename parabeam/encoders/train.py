@@ -28,7 +28,6 @@ from parabeam.encoders.checkpoint import (
     Checkpoint,
     TrainingOptimizer,
     TrainState,
-    embedding_table,
     merge_weights,
     rows_used,
 )
@@ -116,6 +115,28 @@ def _teacher_targets(config: TrainConfig, pairs: Sequence[Pair], teacher, device
     return {s: i for i, s in enumerate(pivots)}, torch.from_numpy(vecs).to(device)
 
 
+def resolve_encoders(config: TrainConfig, pairs: Sequence[Pair]) -> TrainConfig:
+    """``student: auto`` and ``teacher: auto`` become the bundled encoder chosen for the training pairs' languages
+    (``encoders.registry.choose_bundled``); a code the language table does not know counts as uncovered, which
+    makes it the widest one."""
+    import dataclasses
+
+    from parabeam.encoders.registry import AUTO, choose_bundled
+    from parabeam.mining.languages import parse_language
+
+    if AUTO not in (config.student, config.teacher):
+        return config
+    codes = {p.src_lang for p in pairs} | {p.tgt_lang for p in pairs}
+    try:
+        languages = sorted({parse_language(code).lid_label for code in codes})
+    except ValueError:
+        languages = None
+    choice = choose_bundled(languages)
+    log.info("encoder auto: %s (%s)", choice.spec, choice.reason)
+    return dataclasses.replace(config, student=choice.spec if config.student == AUTO else config.student,
+                               teacher=choice.spec if config.teacher == AUTO else config.teacher)
+
+
 def _prepare_student(config: TrainConfig, pairs: Sequence[Pair], ckpt: Checkpoint, resuming: bool, kwargs: dict):
     """The student (from the checkpoint when resuming), its vocabulary extended on a fresh start, and the
     "before" evaluation and teacher targets (the untouched student serves both when it is also the teacher).
@@ -125,8 +146,6 @@ def _prepare_student(config: TrainConfig, pairs: Sequence[Pair], ckpt: Checkpoin
     student = load_encoder(ckpt.dir if resuming else config.student, **kwargs)
     new_pieces = 0
     if not resuming and config.extend_vocab:
-        if not hasattr(student, "extend_vocabulary"):
-            raise ValueError("extend_vocab works with the default encoder's SentencePiece model only")
         new_pieces = student.extend_vocabulary([p.src for p in pairs] + [p.tgt for p in pairs], config.extend_vocab,
                                                config.seed)
     baseline = load_encoder(config.student, **kwargs) if config.eval and not resuming else None
@@ -136,13 +155,16 @@ def _prepare_student(config: TrainConfig, pairs: Sequence[Pair], ckpt: Checkpoin
         pairs = _pivot_first(config, pairs)
         same = baseline is not None and config.teacher == config.student
         teacher = baseline if same else load_encoder(config.teacher, **kwargs)
+        if teacher.dim != student.dim:
+            raise ValueError(f"distill: the teacher {config.teacher} gives {teacher.dim}-dimensional vectors and the "
+                             f"student {config.student} {student.dim}-dimensional ones; they must match")
         targets = _teacher_targets(config, pairs, teacher, student.device)
     return student, list(pairs), TrainState(new_pieces, eval_before), targets
 
 
-def _trainable(config: TrainConfig, model):
+def _trainable(config: TrainConfig, student):
     """Freezes what ``train_parts`` leaves alone; returns the token embedding table (or None)."""
-    table = embedding_table(model)
+    model, table = student.model, student.token_embedding()
     if config.merge_langs and table is None:
         raise ValueError("merge_langs needs a model with a token embedding table")
     if config.train_parts == "embeddings":
@@ -232,12 +254,13 @@ def train(config: TrainConfig, output: str, resume: bool = True) -> dict:
     ckpt = Checkpoint(output)
     resuming = resume and ckpt.exists()
     pairs, n_lexicon = _training_pairs(config)
+    config = resolve_encoders(config, pairs)
     kwargs = {"device": config.device} if config.device else {}
     student, pairs, state, targets = _prepare_student(config, pairs, ckpt, resuming, kwargs)
     model = student.model
     model.train()
-    table = _trainable(config, model)
-    optimizer = TrainingOptimizer(model, config.lr)
+    table = _trainable(config, student)
+    optimizer = TrainingOptimizer(model, config.lr, table)
     if resuming:
         state = ckpt.restore(optimizer)
         log.info("resuming at step %d (epoch %d, batch %d)", state.step, state.epoch, state.batch_pos)

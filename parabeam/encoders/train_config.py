@@ -42,8 +42,9 @@ class BitextSource:
 class TrainConfig:
     method: Literal["translation-ranking", "distill"] = option(
         "distill", "translation-ranking (LaBSE-style dual encoder) or distill (Reimers & Gurevych 2020)")
-    student: str = option("default", "initial encoder spec", metavar="SPEC")
-    teacher: str = option("default", "distill: the teacher encoder spec", metavar="SPEC")
+    student: str = option("auto", "initial encoder spec (auto: the bundled encoder chosen for the training pairs' "
+                          "languages)", metavar="SPEC")
+    teacher: str = option("auto", "distill: the teacher encoder spec (auto: as for the student)", metavar="SPEC")
     pivot: str = option("en", "distill: the language the teacher embeds")
     train: tuple[ParallelSource | BitextSource, ...] = option((), "training data (YAML: train: [...])", cli=False)
     eval: tuple[ParallelSource, ...] = option((), "Tatoeba-style accuracy before and after (YAML: eval: [...])",

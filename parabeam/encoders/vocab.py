@@ -12,40 +12,22 @@ Only pieces that contain a *poorly covered* character are appended: one that is 
 appears in none of its multi-character pieces. Text in the covered languages therefore tokenises exactly as
 before (a test checks it), so their embeddings cannot change through tokenisation.
 
-The model file is edited at the protobuf wire level (``ModelProto.pieces`` is field 1, each ``SentencePiece`` has
-``piece`` = 1, ``score`` = 2): appended field-1 records extend the repeated field, which keeps this independent of
-the protobuf runtime version sentencepiece's generated module wants.
+The model file is edited at the protobuf wire level (``encoders.protowire``): appended ``ModelProto.pieces``
+records extend the repeated field, which keeps this independent of the protobuf runtime version sentencepiece's
+generated module wants.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import struct
 import tempfile
 import unicodedata
 from collections.abc import Iterable, Sequence
 
+from parabeam.encoders.protowire import piece_record
+
 log = logging.getLogger("parabeam")
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
-def piece_record(piece: str, score: float) -> bytes:
-    """A serialised ``ModelProto.pieces`` entry (type NORMAL, the default)."""
-    text = piece.encode("utf-8")
-    body = b"\x0a" + _varint(len(text)) + text + b"\x15" + struct.pack("<f", score)
-    return b"\x0a" + _varint(len(body)) + body
 
 
 def poorly_covered_chars(sp) -> set[str]:

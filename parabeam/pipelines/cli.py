@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import codecs
+import dataclasses
 import json
 import logging
 import re
@@ -18,7 +19,7 @@ import sys
 import traceback
 
 from parabeam import __version__
-from parabeam.progress import PROGRESS
+from parabeam.progress import PROGRESS, progress
 
 log = logging.getLogger("parabeam")
 
@@ -55,6 +56,31 @@ def _mine_parser(sub) -> None:
     p.set_defaults(config_flags=add_flags(p, RunConfig))
 
 
+def _encoder_flags(p) -> None:
+    """``--encoder`` and the ``--langs`` that ``--encoder auto`` chooses by (as ``parabeam mine`` does)."""
+    from parabeam.pipelines.config import EmbedConfig
+
+    help_text = next(f.metadata["help"] for f in dataclasses.fields(EmbedConfig) if f.name == "encoder")
+    p.add_argument("--encoder", default="auto", metavar="SPEC", help=help_text + " (default: auto)")
+    p.add_argument("--langs", metavar="L1[,L2]",
+                   help="languages of the text (ISO 639-1 or NLLB codes), which --encoder auto chooses the bundled "
+                        "encoder by (without them: the widest one, e5-small)")
+
+
+def _resolved_encoder(args) -> tuple[str, str | None]:
+    """The spec ``--encoder`` names after ``auto`` is chosen for ``--langs``, and the reason when it was auto (also
+    a progress line)."""
+    from parabeam.encoders.registry import AUTO, choose_bundled
+    from parabeam.mining.languages import parse_language
+
+    if args.encoder != AUTO:
+        return args.encoder, None
+    codes = [c.strip() for c in (args.langs or "").split(",") if c.strip()]
+    choice = choose_bundled(sorted({parse_language(c).lid_label for c in codes}) or None)
+    progress("encoder: %s (auto: %s)", choice.spec, choice.reason)
+    return choice.spec, choice.reason
+
+
 def _eval_parser(sub) -> None:
     p = sub.add_parser("eval", help="evaluate an encoder")
     ev = p.add_subparsers(dest="task", required=True)
@@ -62,14 +88,14 @@ def _eval_parser(sub) -> None:
                       allow_abbrev=False)
     t.add_argument("--src", required=True, help="one sentence per line; line i translates line i of --tgt")
     t.add_argument("--tgt", required=True, help="one sentence per line, as many lines as --src")
-    t.add_argument("--encoder", default="default", metavar="SPEC", help="encoder spec (default: the bundled one)")
+    _encoder_flags(t)
     b = ev.add_parser("bucc", help="BUCC 2018 F1 with margin mining at the F1-optimal threshold",
                       description=BUCC_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter,
                       allow_abbrev=False)
     b.add_argument("--src", required=True, help="source sentences, ID<TAB>sentence per line")
     b.add_argument("--tgt", required=True, help="target sentences, ID<TAB>sentence per line")
     b.add_argument("--gold", required=True, help="known pairs, SRC_ID<TAB>TGT_ID per line")
-    b.add_argument("--encoder", default="default", metavar="SPEC", help="encoder spec (default: the bundled one)")
+    _encoder_flags(b)
     b.add_argument("--margin", choices=["ratio", "distance", "absolute"], default="ratio", help="margin function")
     b.add_argument("--retrieval", choices=["forward", "backward", "intersection", "max"], default="max",
                    help="candidate selection")
@@ -77,7 +103,7 @@ def _eval_parser(sub) -> None:
     x = ev.add_parser("xsim", help="xsim error rate (%%) on line-aligned files, margin-based", allow_abbrev=False)
     x.add_argument("--src", required=True, help="one sentence per line; line i translates line i of --tgt")
     x.add_argument("--tgt", required=True, help="one sentence per line, as many lines as --src")
-    x.add_argument("--encoder", default="default", metavar="SPEC", help="encoder spec (default: the bundled one)")
+    _encoder_flags(x)
 
 
 def _export_parser(sub) -> None:
@@ -106,7 +132,7 @@ def _score_parser(sub) -> None:
                                                    "or a Parquet file with src/tgt (or src_text/tgt_text) columns")
     p.add_argument("--output", required=True, metavar="FILE",
                    help="TSV with a header: score, cosine, src, tgt; one line per input pair, in input order")
-    p.add_argument("--encoder", default="default", metavar="SPEC", help="encoder spec (default: the bundled one)")
+    _encoder_flags(p)
     p.add_argument("--margin", choices=["distance", "ratio", "absolute"], default=defaults.margin,
                    help=f"margin function (default: {defaults.margin}, as parabeam mine)")
     p.add_argument("--k", type=int, default=defaults.k, help=f"neighbours for the margin (default {defaults.k})")
@@ -121,9 +147,7 @@ def _embed_parser(sub) -> None:
     p.add_argument("--input", required=True, metavar="FILE", help="one sentence per line (.gz ok; any Beam filesystem)")
     p.add_argument("--output", required=True, metavar="FILE.npy",
                    help="(lines, dim) float32 L2-normalised vectors, row i for line i")
-    p.add_argument("--encoder", default="default", metavar="SPEC",
-                   help="default | hf:PATH[#pooling=...] | st:DIR or a sentence-transformers folder | a parabeam "
-                        "train folder")
+    _encoder_flags(p)
     p.add_argument("--fp16", action="store_true", help="write float16 (half the size)")
     p.add_argument("--device", help="cpu, cuda (default: cuda when present)")
     p.add_argument("--precision", choices=["auto", "fp32", "fp16", "bf16", "int8"], default="auto",
@@ -233,9 +257,10 @@ def _run_score(args) -> int:
     from parabeam.pipelines.export import read_pairs, score_pairs
 
     src, tgt = read_pairs(args.src, args.tgt, args.pairs)  # before the encoder loads
-    n = score_pairs(src, tgt, args.output, encoder=load_encoder(args.encoder), k=args.k, margin=args.margin,
+    spec, _ = _resolved_encoder(args)
+    n = score_pairs(src, tgt, args.output, encoder=load_encoder(spec), k=args.k, margin=args.margin,
                     reference=tuple(args.reference) if args.reference else None)
-    print(json.dumps({"output": args.output, "pairs": n, "margin": args.margin, "k": args.k}))
+    print(json.dumps({"output": args.output, "pairs": n, "margin": args.margin, "k": args.k, "encoder": spec}))
     return 0
 
 
@@ -244,9 +269,11 @@ def _run_embed(args) -> int:
     from parabeam.pipelines.embed_file import embed_file
     from parabeam.pipelines.embed_shards import load_configured_encoder
 
-    encoder = load_configured_encoder(EmbedConfig(encoder=args.encoder, device=args.device, precision=args.precision))
+    spec, _ = _resolved_encoder(args)
+    encoder = load_configured_encoder(EmbedConfig(encoder=spec, device=args.device, precision=args.precision))
     rows, dim = embed_file(encoder, args.input, args.output, fp16=args.fp16)
-    print(json.dumps({"output": args.output, "rows": rows, "dim": dim, "dtype": "float16" if args.fp16 else "float32"}))
+    print(json.dumps({"output": args.output, "rows": rows, "dim": dim, "dtype": "float16" if args.fp16 else "float32",
+                      "encoder": spec}))
     return 0
 
 
@@ -256,7 +283,8 @@ def _run_eval(args) -> int:
     from parabeam.mining.mine import MiningConfig
 
     evaluate.check_inputs(args.src, args.tgt, getattr(args, "gold", None))  # before the encoder loads
-    encoder = load_encoder(args.encoder)
+    spec, _ = _resolved_encoder(args)
+    encoder = load_encoder(spec)
     if args.task == "tatoeba":
         result = evaluate.tatoeba_files(encoder, args.src, args.tgt)
     elif args.task == "xsim":
@@ -265,7 +293,7 @@ def _run_eval(args) -> int:
     else:
         config = MiningConfig(k=args.k, margin=args.margin, retrieval=args.retrieval)
         result = vars(evaluate.bucc_files(encoder, args.src, args.tgt, args.gold, config))
-    print(json.dumps({"task": args.task, "encoder": args.encoder, **result}))
+    print(json.dumps({"task": args.task, "encoder": spec, **result}))
     return 0
 
 

@@ -64,8 +64,10 @@ class TextConfig:
 
 @dataclasses.dataclass(frozen=True)
 class EmbedConfig:
-    encoder: str = option("default", "default | hf:PATH_OR_NAME[#pooling=cls|mean|pooler] | a parabeam train "
-                          "directory", metavar="SPEC")
+    encoder: str = option(
+        "auto", "auto (the bundled encoder chosen for --langs) | muse-v3 (also: default) | e5-small[#prompt=passage] "
+        "| hf:PATH_OR_NAME[#pooling=cls|mean|pooler] | st:DIR[#prompt=NAME] | a parabeam train directory",
+        metavar="SPEC")
     device: str | None = option(None, "cpu, cuda, cuda:1 (default: cuda when present)")
     precision: Literal["auto", "fp32", "fp16", "bf16", "int8"] = option(
         "auto", "inference precision (auto: bf16 on CUDA, fp32 on CPU; int8: dynamic quantisation, CPU)")

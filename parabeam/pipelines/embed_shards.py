@@ -47,15 +47,13 @@ def vector_settings(config: EmbedConfig) -> str:
     """Everything but the texts that determines a shard's vectors, as a string for cache keys."""
     import torch
 
+    from parabeam.encoders.base import resolve_precision
     from parabeam.encoders.registry import encoder_fingerprint
 
     device = config.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    precision = config.precision
-    if precision == "auto":
-        precision = "bf16" if device.startswith("cuda") else "fp32"
     return json.dumps({"encoder": encoder_fingerprint(config.encoder), "device": device.split(":")[0],
-                       "precision": precision, "max_tokens": config.max_tokens, "cleaning": CLEANING_VERSION},
-                      sort_keys=True)
+                       "precision": resolve_precision(device, config.precision), "max_tokens": config.max_tokens,
+                       "cleaning": CLEANING_VERSION}, sort_keys=True)
 
 
 def _meta_row(s) -> tuple:

