@@ -10,7 +10,8 @@ both sides, as on CommonCrawl and in BUCC). For a pair X-en:
      other are distractors, so no distractor has its translation on the other side;
   3. each side's lines are shuffled and cut into WET documents of 5 to 40 lines.
 
-Then, with the same (bundled) encoder:
+Then, with the same encoder (``--encoder``, default ``auto``: the bundled encoder ``parabeam mine`` picks for the
+pair, muse-v3 or e5-small; embeddings are cached per encoder in the corpus folder):
   - the plain line-level miner (LASER's mine_bitexts logic: exact kNN with faiss IndexFlatIP, ratio margin, k=4,
     max retrieval) on the lines, at 1.2 and at its F1-optimal threshold (an oracle: it looks at the gold);
   - ``parabeam mine --langs X,en`` at its defaults on the WET files;
@@ -21,8 +22,8 @@ Scores: exact text (a mined pair must equal a gold line pair) and segment-aware 
 line and of its translation counts; recall counts gold lines found; news_bucc.SegmentScorer).
 
 Development pairs (defaults were chosen on them): es, tr, pl, ja. The others are for reporting only.
-Run: ``python benchmarks/comparable_news.py --langs es,tr,pl,ja [--work DIR] [--mine-args "..."]``; prints one JSON
-line per pair and a Markdown table.
+Run: ``python benchmarks/comparable_news.py --langs es,tr,pl,ja [--work DIR] [--encoder SPEC] [--mine-args "..."]``;
+prints one JSON line per pair and a Markdown table.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from common import corpus_vectors, slug  # noqa: E402
 from news_bucc import SegmentScorer, plain_miner  # noqa: E402
 
 DATA = os.path.join(REPO, "..", "shared", "data", "wmt_newstest")
@@ -146,9 +148,9 @@ def _embed_cached(encoder, texts: list[str], path: str) -> np.ndarray:
     return vecs
 
 
-def plain_line_miner(corpus: dict, corpus_dir: str, encoder) -> dict:
-    x = _embed_cached(encoder, corpus["src"], os.path.join(corpus_dir, "src.npy"))
-    y = _embed_cached(encoder, corpus["tgt"], os.path.join(corpus_dir, "tgt.npy"))
+def plain_line_miner(corpus: dict, corpus_dir: str, encoder, spec: str) -> dict:
+    x = _embed_cached(encoder, corpus["src"], corpus_vectors(corpus_dir, "src", spec))
+    y = _embed_cached(encoder, corpus["tgt"], corpus_vectors(corpus_dir, "tgt", spec))
 
     class Fixed:
         def __init__(self, vectors):
@@ -163,12 +165,13 @@ def plain_line_miner(corpus: dict, corpus_dir: str, encoder) -> dict:
             "plain_oracle_f1": oracle["f1"], "plain_oracle_threshold": oracle["threshold"]}
 
 
-def run_parabeam(lang: str, corpus_dir: str, mine_args: str, name: str = "out") -> tuple[str, float]:
+def run_parabeam(lang: str, corpus_dir: str, mine_args: str, name: str = "out",
+                 encoder: str = "auto") -> tuple[str, float]:
     out = os.path.join(corpus_dir, name)
     shutil.rmtree(out, ignore_errors=True)
     cmd = [sys.executable, "-m", "parabeam.pipelines.cli", "mine", "--input", f"{corpus_dir}/src.warc.wet.gz",
            "--input", f"{corpus_dir}/tgt.warc.wet.gz", "--langs", f"{lang},en", "--output", out,
-           *shlex.split(mine_args)]
+           "--encoder", encoder, *shlex.split(mine_args)]
     started = time.time()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     return out, time.time() - started
@@ -208,14 +211,16 @@ def core_sweep(out: str, lang: str, config, gold: set, grid: np.ndarray) -> dict
     src_text, src_shards, src_seg = stored(out, lang)
     tgt_text, tgt_shards, tgt_seg = stored(out, "en")
     fwd, bwd = search_both(src_shards, tgt_shards, config.search_k)
+    candidates = candidates_from_knn(fwd, bwd, config).score
+    # the fixed grid and 400 quantiles of the candidates' scores: margins differ in scale from encoder to encoder
+    grid = np.unique(np.concatenate([grid, np.round(np.quantile(candidates, np.linspace(0.2, 0.999, 400)), 4)]))
     best = {"f1": 0.0}
     for threshold in grid:
         pairs = mine_from_knn(fwd, bwd, config, float(threshold), src_seg, tgt_seg)
         scored = exact_scores([(src_text[s], tgt_text[t]) for s, t in zip(pairs.src, pairs.tgt)], gold)
         if scored["f1"] > best["f1"]:
             best = {**scored, "threshold": float(threshold)}
-    auto, info = choose_threshold(candidates_from_knn(fwd, bwd, config).score,
-                                  dataclasses.replace(config, threshold="auto"))
+    auto, info = choose_threshold(candidates, dataclasses.replace(config, threshold="auto"))
     pairs = mine_from_knn(fwd, bwd, config, auto, src_seg, tgt_seg)
     at_auto = exact_scores([(src_text[s], tgt_text[t]) for s, t in zip(pairs.src, pairs.tgt)], gold)
     return {"parabeam_oracle_f1": best["f1"], "parabeam_oracle_threshold": best.get("threshold"),
@@ -232,21 +237,26 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--langs", default=",".join(DEV_LANGS))
     ap.add_argument("--work", default="/tmp/parabeam-comparable")
+    ap.add_argument("--encoder", default="auto", help="encoder spec for every miner (auto: parabeam mine's choice "
+                                                       "per pair)")
     ap.add_argument("--mine-args", default="", help="more parabeam mine arguments, e.g. '--threshold 1.25'")
     ap.add_argument("--no-sweep", action="store_true", help="skip parabeam's oracle and auto (core sweep)")
     args = ap.parse_args()
-    from parabeam.encoders.registry import load_encoder
+    from parabeam.encoders.registry import load_encoder, resolve_spec
     from parabeam.mining.config import MiningConfig
 
-    encoder = load_encoder("default")
+    encoders = {}
     rows = []
     for lang in args.langs.split(","):
+        spec = resolve_spec(args.encoder, [lang, "en"])
+        if spec not in encoders:
+            encoders[spec] = load_encoder(spec)
         corpus_dir = os.path.join(args.work, f"{lang}-en")
         corpus = build_corpus(lang, corpus_dir)
-        row = {"pair": f"{lang}-en", "held_out": lang not in DEV_LANGS,
+        row = {"pair": f"{lang}-en", "held_out": lang not in DEV_LANGS, "encoder": spec,
                **{k: v for k, v in corpus.items() if isinstance(v, int)}}
-        row.update(plain_line_miner(corpus, corpus_dir, encoder))
-        out, wall = run_parabeam(lang, corpus_dir, args.mine_args)
+        row.update(plain_line_miner(corpus, corpus_dir, encoders[spec], spec))
+        out, wall = run_parabeam(lang, corpus_dir, args.mine_args, name=f"out-{slug(spec)}", encoder=spec)
         with open(os.path.join(out, "report.json"), encoding="utf-8") as f:
             report = json.load(f)
         mined = mined_pairs(out)
@@ -263,11 +273,12 @@ def main() -> None:
         rows.append(row)
         print(json.dumps({k: round(v, 2) if isinstance(v, float) else v for k, v in row.items()}), flush=True)
     print()
-    print("| pair | gold / lines per side | plain @1.2 | plain oracle (thr) | **parabeam defaults** exact F1 (P / R) "
-          "| threshold used | segment-aware F1 | parabeam oracle (thr) | auto (thr) |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| pair | encoder | gold / lines per side | plain @1.2 | plain oracle (thr) | **parabeam defaults** exact F1 "
+          "(P / R) | threshold used | segment-aware F1 | parabeam oracle (thr) | auto (thr) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['pair']}{' (held out)' if r['held_out'] else ''} | {r['n_gold']} / {r['n_src']}, {r['n_tgt']} "
+        print(f"| {r['pair']}{' (held out)' if r['held_out'] else ''} | {r['encoder']} | {r['n_gold']} / {r['n_src']}, "
+              f"{r['n_tgt']} "
               f"| {r['plain_f1_at_1.2']:.2f} | {r['plain_oracle_f1']:.2f} ({r['plain_oracle_threshold']:.3f}) "
               f"| **{r['parabeam_f1']:.2f}** ({r['parabeam_precision']:.1f} / {r['parabeam_recall']:.1f}) "
               f"| {r['threshold_used']:.3f} ({r['threshold_method']}) | {r['parabeam_segment_f1']:.2f} "

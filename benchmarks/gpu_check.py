@@ -1,11 +1,15 @@
 """The GPU paths, checked and measured in one short script (for a machine with a CUDA device; CI has none):
-1. encoding throughput of the bundled encoder on CUDA in bf16 (and fp32), sentences/s, against the CPU result;
-2. exact kNN both ways on CUDA (``mining.knn.exact_knn_both``, torch) against the CPU path: the same neighbours;
-3. FAISS GPU flat and IVF search (faiss-gpu), recall against exact, time;
-4. the bundled sample mined with ``--device cuda``: the same pairs as on CPU.
-Each check prints one JSON line; a check whose requirement is missing (faiss-gpu, CUDA) says so and goes on.
+1. encoding with each bundled encoder (muse-v3, e5-small) on CUDA in bf16 and fp32 and on the CPU: sentences/s on
+   FLORES-200 text, and the cosine of the CUDA vectors to the CPU fp32 ones, sentence by sentence;
+2. Tatoeba accuracy (15 shared languages) of each bundled encoder in bf16 on CUDA, beside the CPU fp32 figure;
+3. training e5-small on CUDA (translation ranking, bf16 autocast): pairs/s and the loss going down;
+4. exact kNN both ways on CUDA (``mining.knn.exact_knn_both``, torch) against the CPU path: the same neighbours;
+5. FAISS GPU flat and IVF search (faiss-gpu), recall against exact, time;
+6. the bundled sample mined with ``--device cuda``: the same pairs as on CPU.
+Each check prints one JSON line; a check whose requirement is missing (CUDA, faiss-gpu, Apache Beam) says so and
+goes on, and one that fails prints its error and goes on.
 
-Run: ``python benchmarks/gpu_check.py [--sentences 20000]``.
+Run: ``python benchmarks/gpu_check.py [--data ../shared/data] [--checks encoding,tatoeba,train,knn,faiss,pipeline]``.
 """
 
 from __future__ import annotations
@@ -17,39 +21,118 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 
 import numpy as np
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
+ENCODERS = ("muse-v3", "e5-small")
+TATOEBA = ["ara", "cmn", "deu", "fra", "ind", "ita", "jpn", "kor", "nld", "pol", "por", "rus", "spa", "tha", "tur"]
 
 
 def _say(**row) -> None:
     print(json.dumps(row), flush=True)
 
 
-def encoding(n: int) -> None:
+def _cuda() -> bool:
     import torch
 
+    return torch.cuda.is_available()
+
+
+def _lines(path: str) -> list[str]:
+    with open(path, encoding="utf-8") as f:
+        return [line.rstrip("\n") for line in f if line.strip()]
+
+
+def _flores(data: str) -> list[str]:
+    folder = os.path.join(data, "flores200_devtest")
+    return [t for name in sorted(os.listdir(folder)) if name.endswith(".devtest")
+            for t in _lines(os.path.join(folder, name))]
+
+
+def _timed(encoder, texts: list[str]) -> tuple[np.ndarray, float]:
+    import torch
+
+    encoder.encode(texts[:256])  # warm-up (CUDA kernels, allocator)
+    if encoder.device.type == "cuda":
+        torch.cuda.synchronize()
+    started = time.perf_counter()
+    vectors = encoder.encode(texts)
+    if encoder.device.type == "cuda":
+        torch.cuda.synchronize()
+    return vectors, time.perf_counter() - started
+
+
+def encoding(data: str, n: int) -> None:
     from parabeam.encoders.registry import load_encoder
 
-    texts = [f"Sentence number {i} about the weather, the markets and the weekend's football." for i in range(n)]
-    for device, precision in (("cuda", "bf16"), ("cuda", "fp32"), ("cpu", "fp32")):
-        if device == "cuda" and not torch.cuda.is_available():
-            _say(check="encoding", device=device, skipped="no CUDA device")
+    texts = _flores(data)[:n]
+    for name in ENCODERS:
+        reference, seconds = _timed(load_encoder(name, device="cpu", precision="fp32"), texts[:4000])
+        _say(check="encoding", encoder=name, device="cpu", precision="fp32", sentences=min(n, 4000),
+             sentences_per_s=round(min(n, 4000) / seconds))
+        if not _cuda():
+            _say(check="encoding", encoder=name, device="cuda", skipped="no CUDA device")
             continue
-        encoder = load_encoder("default", device=device, precision=precision)
-        sample = texts if device == "cuda" else texts[: min(n, 4000)]
-        encoder.encode(sample[:512])
-        if device == "cuda":
-            torch.cuda.synchronize()
-        started = time.perf_counter()
-        vectors = encoder.encode(sample)
-        if device == "cuda":
-            torch.cuda.synchronize()
-        seconds = time.perf_counter() - started
-        _say(check="encoding", device=device, precision=precision, sentences=len(sample),
-             sentences_per_s=round(len(sample) / seconds), dim=int(vectors.shape[1]))
+        for precision in ("bf16", "fp32"):
+            vectors, seconds = _timed(load_encoder(name, device="cuda", precision=precision), texts)
+            cos = (vectors[:4000] * reference).sum(axis=1)
+            _say(check="encoding", encoder=name, device="cuda", precision=precision, sentences=len(texts),
+                 sentences_per_s=round(len(texts) / seconds), cos_to_cpu_fp32_min=round(float(cos.min()), 5),
+                 cos_to_cpu_fp32_mean=round(float(cos.mean()), 5))
+
+
+def tatoeba(data: str) -> None:
+    from parabeam.encoders.evaluate import tatoeba_accuracy
+    from parabeam.encoders.registry import load_encoder
+
+    settings = [("cpu", "fp32")] + ([("cuda", "bf16")] if _cuda() else [])
+    for name in ENCODERS:
+        for device, precision in settings:
+            encoder = load_encoder(name, device=device, precision=precision)
+            accs = []
+            for lang in TATOEBA:
+                src = _lines(os.path.join(data, "tatoeba", f"tatoeba.{lang}-eng.{lang}"))
+                tgt = _lines(os.path.join(data, "tatoeba", f"tatoeba.{lang}-eng.eng"))
+                accs.append(tatoeba_accuracy(encoder.encode(src), encoder.encode(tgt))["accuracy"])
+            _say(check="tatoeba", encoder=name, device=device, precision=precision,
+                 mean_accuracy=round(sum(accs) / len(accs), 2))
+
+
+def train(data: str, minutes: float, device: str = "cuda") -> None:
+    if device == "cuda" and not _cuda():
+        _say(check="train", skipped="no CUDA device")
+        return
+    import logging
+    import re
+
+    from parabeam.encoders.train import TrainConfig, train
+    from parabeam.encoders.train_config import ParallelSource
+
+    flores = os.path.join(data, "flores200_devtest")
+    sources = tuple(ParallelSource(os.path.join(flores, "eng_Latn.devtest"), os.path.join(flores, name), "en",
+                                   name[:3]) for name in sorted(os.listdir(flores))
+                    if name.endswith(".devtest") and not name.startswith("eng"))
+    losses: list[float] = []
+
+    class Losses(logging.Handler):  # the loop's progress lines carry the mean loss of the last log_every steps
+        def emit(self, record: logging.LogRecord) -> None:
+            found = re.search(r"loss ([0-9.]+)", record.getMessage())
+            if found:
+                losses.append(float(found.group(1)))
+
+    logger = logging.getLogger("parabeam.progress")
+    logger.setLevel(logging.INFO)
+    logger.addHandler(Losses())
+    config = TrainConfig(method="translation-ranking", student="e5-small", batch_size=128, lr=2e-5, warmup_steps=10,
+                         epochs=3, max_minutes=minutes, train=sources, device=device, log_every=10,
+                         checkpoint_every=10 ** 9)
+    card = train(config, tempfile.mkdtemp(prefix="parabeam-gpu-train-"))
+    _say(check="train", encoder="e5-small", device=device, steps=card["steps"], batch=128,
+         pairs_per_s=round(card["steps"] * 128 / max(card["train_minutes"] * 60, 1e-9)),
+         loss_first10=losses[0] if losses else None, loss_last10=losses[-1] if losses else None)
 
 
 def knn(n: int) -> None:
@@ -74,8 +157,11 @@ def knn(n: int) -> None:
 
 
 def faiss_gpu(n: int) -> None:
-    import faiss
-
+    try:
+        import faiss
+    except ImportError:
+        _say(check="faiss_gpu", skipped="faiss is not installed")
+        return
     if not hasattr(faiss, "StandardGpuResources") or faiss.get_num_gpus() == 0:
         _say(check="faiss_gpu", skipped="faiss without GPU support or no GPU (pip install parabeam[gpu])")
         return
@@ -99,9 +185,12 @@ def faiss_gpu(n: int) -> None:
 
 
 def pipeline() -> None:
-    import torch
-
-    if not torch.cuda.is_available():
+    try:
+        import apache_beam  # noqa: F401
+    except ImportError:
+        _say(check="pipeline", skipped="apache-beam is not installed")
+        return
+    if not _cuda():
         _say(check="pipeline", skipped="no CUDA device")
         return
     rows = {}
@@ -123,14 +212,23 @@ def pipeline() -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--sentences", type=int, default=20000)
+    ap.add_argument("--data", default=os.path.join(REPO, "..", "shared", "data"))
+    ap.add_argument("--checks", default="encoding,tatoeba,train,knn,faiss,pipeline")
+    ap.add_argument("--sentences", type=int, default=26312, help="FLORES sentences to encode (26 files: 26312)")
+    ap.add_argument("--train-minutes", type=float, default=1.0)
     ap.add_argument("--knn", type=int, default=50000)
     ap.add_argument("--index", type=int, default=300000)
     args = ap.parse_args()
-    encoding(args.sentences)
-    knn(args.knn)
-    faiss_gpu(args.index)
-    pipeline()
+    checks = {"encoding": lambda: encoding(args.data, args.sentences), "tatoeba": lambda: tatoeba(args.data),
+              "train": lambda: train(args.data, args.train_minutes), "knn": lambda: knn(args.knn),
+              "faiss": lambda: faiss_gpu(args.index), "pipeline": pipeline}
+    for name in args.checks.split(","):
+        started = time.perf_counter()
+        try:
+            checks[name]()
+        except Exception as err:  # one failing check must not hide the others' figures
+            _say(check=name, error=f"{type(err).__name__}: {err}", traceback=traceback.format_exc()[-2000:])
+        _say(check=name, wall_s=round(time.perf_counter() - started, 1))
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from common import corpus_vectors  # noqa: E402
 from news_bucc import _f1  # noqa: E402
 
 from parabeam.mining.calibrate import choose_threshold, threshold_from_gold  # noqa: E402
@@ -44,7 +45,7 @@ def _correct(pairs, hit) -> tuple[int, int]:
     return sum(hit(int(i), int(j)) for i, j in zip(pairs.src, pairs.tgt)), len(pairs)
 
 
-def one(work: str, lang: str, share: float, seed: int = 0) -> dict:
+def one(work: str, lang: str, share: float, seed: int = 0, encoder: str = "muse-v3") -> dict:
     d = f"{work}/{lang}-en"
     src_text, tgt_text = _read(f"{d}/src.txt"), _read(f"{d}/tgt.txt")
     gold = {tuple(line.split("\t")[:2]) for line in _read(f"{d}/gold.tsv") if line}
@@ -58,7 +59,7 @@ def one(work: str, lang: str, share: float, seed: int = 0) -> dict:
         return np.array(sorted(g + [int(x) for x in extra]))
 
     rs, rt = rows(src_text, gold_src), rows(tgt_text, gold_tgt)
-    S, T = np.load(f"{d}/src.npy")[rs], np.load(f"{d}/tgt.npy")[rt]
+    S, T = np.load(corpus_vectors(d, "src", encoder))[rs], np.load(corpus_vectors(d, "tgt", encoder))[rt]
     config = MiningConfig()
 
     def hit(i: int, j: int) -> bool:
@@ -88,14 +89,17 @@ def main() -> None:
     ap.add_argument("--work", default="/tmp/parabeam-comparable", help="comparable_news.py's --work folder")
     ap.add_argument("--langs", default="es,tr,pl,ja")
     ap.add_argument("--shares", default="0,0.1,0.2,0.5,1")
+    ap.add_argument("--encoder", default="muse-v3", help="whose line vectors comparable_news.py left (its --encoder, "
+                                                       "resolved)")
     args = ap.parse_args()
     rows = []
     for lang in args.langs.split(","):
-        if not os.path.exists(f"{args.work}/{lang}-en/src.npy"):
-            raise SystemExit(f"{args.work}/{lang}-en/src.npy missing: run benchmarks/comparable_news.py "
+        if not os.path.exists(corpus_vectors(f"{args.work}/{lang}-en", "src", args.encoder)):
+            raise SystemExit(f"{corpus_vectors(f'{args.work}/{lang}-en', 'src', args.encoder)} missing: run "
+                             "benchmarks/comparable_news.py "
                              f"--work {args.work} --langs {lang} first")
         for share in (float(s) for s in args.shares.split(",")):
-            rows.append(one(args.work, lang, share))
+            rows.append(one(args.work, lang, share, encoder=args.encoder))
             print(json.dumps(rows[-1]), flush=True)
     print("\n| pair | other lines per gold line | defaults F1 (P / R) | method | without the null check F1 "
           "| oracle F1 |")

@@ -12,7 +12,8 @@ Miners (the peers' logic written here from their documented definitions, not the
 
 Data: synthetic clustered unit vectors (d = 512, 2000 centres) with 10% planted pairs (noisy copies, cosine about
 0.85), as ``benchmarks/mining_scale.py`` makes them, at each ``--sizes`` per side; and with ``--news DIR`` the
-line embeddings of a ``benchmarks/comparable_news.py`` corpus (its ``src.npy``, ``tgt.npy``, ``gold.tsv``).
+line embeddings of a ``benchmarks/comparable_news.py`` corpus (its ``src.muse-v3.npy``, ``tgt.muse-v3.npy``,
+``gold.tsv``; ``--news-encoder`` names another encoder's).
 F1 counts a mined pair correct when it is a planted (or gold) pair. Time is the mining call alone (data loading
 and imports excluded); peak RSS is the worker process's (data included, the same for all).
 
@@ -36,6 +37,10 @@ import numpy as np
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from common import corpus_vectors  # noqa: E402
+
 METHODS = ("laser", "st", "parabeam", "parabeam-ivf")
 
 
@@ -60,7 +65,7 @@ def make_synthetic(n: int, path: str, seed: int = 0) -> None:
     _save(path, x, y, np.stack([np.arange(m)] * 2, axis=1))
 
 
-def make_news(corpus: str, path: str) -> None:
+def make_news(corpus: str, path: str, encoder: str = "muse-v3") -> None:
     """The comparable-news corpus's line embeddings and its gold as row pairs."""
     def lines(name):
         with open(os.path.join(corpus, name), encoding="utf-8") as f:
@@ -69,7 +74,7 @@ def make_news(corpus: str, path: str) -> None:
     src, tgt = lines("src.txt"), lines("tgt.txt")
     s_id, t_id = {s: i for i, s in enumerate(src)}, {t: i for i, t in enumerate(tgt)}
     gold = [(s_id[a], t_id[b]) for a, b in (line.split("\t") for line in lines("gold.tsv"))]
-    _save(path, np.load(os.path.join(corpus, "src.npy")), np.load(os.path.join(corpus, "tgt.npy")),
+    _save(path, np.load(corpus_vectors(corpus, "src", encoder)), np.load(corpus_vectors(corpus, "tgt", encoder)),
           np.array(gold, dtype=np.int64))
 
 
@@ -190,11 +195,12 @@ def main() -> None:
     ap.add_argument("--search-only", metavar="DATA", help="time the exact search alone on a data folder")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--sizes", default="20000,50000,100000,200000")
-    ap.add_argument("--news", help="a benchmarks/comparable_news.py corpus folder (with src.npy, tgt.npy)")
+    ap.add_argument("--news", help="a benchmarks/comparable_news.py corpus folder (with its line vectors)")
+    ap.add_argument("--news-encoder", default="muse-v3", help="the encoder whose line vectors --news uses")
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--work", default="/tmp/parabeam-peers")
     ap.add_argument("--worker", nargs=2, metavar=("METHOD", "DATA"), help=argparse.SUPPRESS)
-    ap.add_argument("--make", nargs=2, metavar=("N_OR_CORPUS", "PATH"), help=argparse.SUPPRESS)
+    ap.add_argument("--make", nargs="+", metavar="N_OR_CORPUS PATH [ENCODER]", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.search_only:
         search_only(args.search_only, args.repeat)
@@ -203,8 +209,8 @@ def main() -> None:
         worker(*args.worker)
         return
     if args.make:
-        source, path = args.make
-        make_synthetic(int(source), path) if source.isdigit() else make_news(source, path)
+        source, path, *encoder = args.make
+        make_synthetic(int(source), path) if source.isdigit() else make_news(source, path, *encoder)
         return
     # data is made in a child process too: Linux carries a process's peak RSS across fork and exec, so a parent
     # that had held the vectors would lend its peak to every worker it starts
@@ -217,7 +223,7 @@ def main() -> None:
         datasets.append((f"synthetic {n:,}", path))
     if args.news:
         path = os.path.join(args.work, "news")
-        subprocess.run([sys.executable, __file__, "--make", args.news, path], check=True)
+        subprocess.run([sys.executable, __file__, "--make", args.news, path, args.news_encoder], check=True)
         datasets.append((f"news {os.path.basename(args.news.rstrip('/'))}", path))
     rows = []
     for name, path in datasets:

@@ -16,7 +16,9 @@ parabeam asks of it:
   ``token_embedding`` (the token table, for sparse updates and ``train_parts: embeddings``), and
   ``extend_vocabulary`` where the tokenizer can grow;
 - bundled encoders (weights from an installed package): ``bundled``, ``languages`` (what ``--encoder auto``
-  chooses by) and ``requires`` (the package to name when it is missing).
+  chooses by) and ``requires`` (the package to name when it is missing);
+- mining: ``fallback_thresholds``, the margin thresholds for this encoder's scale where a pair is too small to
+  calibrate on.
 Every hook but the three encoding ones has a default, so a test fake is three methods.
 """
 
@@ -105,6 +107,10 @@ class Encoder(abc.ABC):
     languages: ClassVar[frozenset[str]] = frozenset()
     #: ``(module, pip package)`` the backend needs, named in the error when it is missing.
     requires: ClassVar[tuple[str, str] | None] = None
+    #: Margin (``distance``, ``ratio``, ``absolute``) -> the threshold ``threshold: auto`` falls back to for this
+    #: encoder's vectors when a pair has too few candidates to calibrate on (margins differ in scale between
+    #: encoders); empty: parabeam's generic ones (``mining.config.FALLBACK_THRESHOLDS``).
+    fallback_thresholds: ClassVar[dict[str, float]] = {}
 
     #: A short identifier written into outputs (Parquet ``encoder`` column, report.json, model cards).
     name: str = "encoder"

@@ -28,6 +28,7 @@ import numpy as np
 
 from parabeam.encoders import digests
 from parabeam.encoders.base import TorchEncoder, spec_options
+from parabeam.mining.config import FALLBACK_THRESHOLDS
 
 EMB_DIM = 512
 CNN_DIM = 256
@@ -154,6 +155,7 @@ class MUSEv3Encoder(TorchEncoder):
     bundled = True
     languages = MUSE_LANGUAGES
     requires = PACKAGE
+    fallback_thresholds = FALLBACK_THRESHOLDS  # chosen with this encoder (parabeam's generic ones)
     name = "muse-v3"
 
     @classmethod

@@ -155,6 +155,12 @@ def saved_entries(encoder: Encoder, directory: str) -> dict:
     return {"backend": type(encoder).backend, **encoder.save(directory)}
 
 
+def fallback_threshold(spec: str, margin: str) -> float | None:
+    """The threshold ``threshold: auto`` falls back to for the vectors of ``spec`` (its backend's, for the
+    ``margin``); None where the backend has none (parabeam's generic ones apply)."""
+    return _backend_for(resolve_spec(spec)).fallback_thresholds.get(margin)
+
+
 def encoder_fingerprint(spec: str | None = AUTO, languages: Sequence[str] | None = None) -> str:
     """A digest of what determines an encoder's vectors: the content of its weights, tokenizer and config files
     (not its name: a model retrained into the same directory gets a new fingerprint), and the spec's options.

@@ -13,11 +13,11 @@ from parabeam.options import option
 # Artetxe & Schwenk 2019 use k = 4 neighbours for the margin (sec. 4.1).
 DEFAULT_K = 4
 # What ``threshold: auto`` falls back to, per margin, when a pair has too few candidates for a fit (< 200) or its
-# scores show no separate mode of translations (mining.calibrate): the middle of the F1-optimal thresholds of the
-# comparable-news development sets with the bundled encoder (distance 0.100-0.150, ratio 1.24-1.31;
-# benchmarks/RESULTS.md). The cosine (absolute) one is a rough value for the bundled encoder only.
+# scores show no separate mode of translations (mining.calibrate), unless the encoder has its own
+# (``Encoder.fallback_thresholds``, which ``parabeam mine`` puts into ``fallback_threshold``): the middle of the
+# F1-optimal thresholds of the comparable-news development sets with muse-v3 (distance 0.100-0.150, ratio
+# 1.24-1.31; benchmarks/RESULTS.md). The cosine (absolute) one is a rough value for muse-v3 only.
 FALLBACK_THRESHOLDS = {"ratio": 1.27, "distance": 0.12, "absolute": 0.75}
-DEFAULT_THRESHOLD = FALLBACK_THRESHOLDS["distance"]
 # --keep-candidates keeps candidates from here up (LASER's threshold 0 keeps every candidate; these drop only
 # candidates whose cosine is below their neighbourhoods' mean)
 CANDIDATE_FLOORS = {"ratio": 1.0, "distance": 0.0, "absolute": 0.3}
@@ -47,8 +47,11 @@ class MiningConfig:
         "max", "candidate selection: forward, backward, intersection of both, or max (one-to-one, greedy by score)")
     threshold: float | str = option(
         "auto", "margin threshold, or 'auto' to calibrate each pair from its score distribution (mining.calibrate; "
-        "falls back to 0.12 for the distance margin, 1.27 for ratio, when a pair has too few candidates)",
+        "falls back to --fallback-threshold when a pair has too few candidates)",
         parse=threshold_value, metavar="X|auto")
+    fallback_threshold: float | None = option(
+        None, "what threshold auto uses when a pair has too few candidates for a fit (default: the encoder's own, "
+        "chosen on the development corpora; else 0.12 for the distance margin, 1.27 for ratio)", metavar="X")
     max_score: float | None = option(
         None, "drop pairs scoring above this (stopes drops > 1.25: usually boilerplate or identical strings)")
     calibration_gold: str | None = option(
@@ -105,8 +108,10 @@ class MiningConfig:
 
     @property
     def fixed_threshold(self) -> float:
-        """The threshold to use without calibration (``auto``: the margin's fallback)."""
-        return FALLBACK_THRESHOLDS[self.margin] if self.auto_threshold else float(self.threshold)
+        """The threshold to use without calibration (``auto``: the fallback, the encoder's or the margin's)."""
+        if not self.auto_threshold:
+            return float(self.threshold)
+        return FALLBACK_THRESHOLDS[self.margin] if self.fallback_threshold is None else self.fallback_threshold
 
     @property
     def candidates_from(self) -> float:

@@ -94,10 +94,11 @@ def build_pipeline(
 
 
 def resolve_encoder(config: RunConfig, pairs: list[tuple[Language, Language]]) -> tuple[RunConfig, dict]:
-    """The config with ``--encoder auto`` replaced by the bundled encoder chosen for the mined languages, and the
+    """The config with ``--encoder auto`` replaced by the bundled encoder chosen for the mined languages (and,
+    for ``threshold: auto`` without ``--fallback-threshold``, the encoder's own fallback threshold), and the
     choice as report.json records it. The spec is checked here, before any work: an unknown spec, a missing
     package or file is refused in one line."""
-    from parabeam.encoders.registry import AUTO, choose_bundled, encoder_fingerprint
+    from parabeam.encoders.registry import AUTO, choose_bundled, encoder_fingerprint, fallback_threshold
 
     spec = config.embed.encoder
     settings = {"spec": spec, "resolved": spec}
@@ -106,6 +107,11 @@ def resolve_encoder(config: RunConfig, pairs: list[tuple[Language, Language]]) -
         settings.update(resolved=choice.spec, reason=choice.reason)
         config = dataclasses.replace(config, embed=dataclasses.replace(config.embed, encoder=choice.spec))
     encoder_fingerprint(config.embed.encoder)  # raises for an unknown spec, a missing package or file
+    mining = config.mining
+    if mining.auto_threshold and mining.fallback_threshold is None:
+        fallback = fallback_threshold(config.embed.encoder, mining.margin)
+        if fallback is not None:
+            config = dataclasses.replace(config, mining=dataclasses.replace(mining, fallback_threshold=fallback))
     return config, settings
 
 
