@@ -65,11 +65,11 @@ def _timed(encoder, texts: list[str]) -> tuple[np.ndarray, float]:
     return vectors, time.perf_counter() - started
 
 
-def encoding(data: str, n: int) -> None:
+def encoding(data: str, n: int, encoders=ENCODERS) -> None:
     from parabeam.encoders.registry import load_encoder
 
     texts = _flores(data)[:n]
-    for name in ENCODERS:
+    for name in encoders:
         reference, seconds = _timed(load_encoder(name, device="cpu", precision="fp32"), texts[:4000])
         _say(check="encoding", encoder=name, device="cpu", precision="fp32", sentences=min(n, 4000),
              sentences_per_s=round(min(n, 4000) / seconds))
@@ -84,12 +84,12 @@ def encoding(data: str, n: int) -> None:
                  cos_to_cpu_fp32_mean=round(float(cos.mean()), 5))
 
 
-def tatoeba(data: str) -> None:
+def tatoeba(data: str, encoders=ENCODERS) -> None:
     from parabeam.encoders.evaluate import tatoeba_accuracy
     from parabeam.encoders.registry import load_encoder
 
     settings = [("cpu", "fp32")] + ([("cuda", "bf16")] if _cuda() else [])
-    for name in ENCODERS:
+    for name in encoders:
         for device, precision in settings:
             encoder = load_encoder(name, device=device, precision=precision)
             accs = []
@@ -214,12 +214,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", default=os.path.join(REPO, "..", "shared", "data"))
     ap.add_argument("--checks", default="encoding,tatoeba,train,knn,faiss,pipeline")
+    ap.add_argument("--encoders", default=",".join(ENCODERS))
     ap.add_argument("--sentences", type=int, default=26312, help="FLORES sentences to encode (26 files: 26312)")
     ap.add_argument("--train-minutes", type=float, default=1.0)
     ap.add_argument("--knn", type=int, default=50000)
     ap.add_argument("--index", type=int, default=300000)
     args = ap.parse_args()
-    checks = {"encoding": lambda: encoding(args.data, args.sentences), "tatoeba": lambda: tatoeba(args.data),
+    encoders = args.encoders.split(",")
+    checks = {"encoding": lambda: encoding(args.data, args.sentences, encoders),
+              "tatoeba": lambda: tatoeba(args.data, encoders),
               "train": lambda: train(args.data, args.train_minutes), "knn": lambda: knn(args.knn),
               "faiss": lambda: faiss_gpu(args.index), "pipeline": pipeline}
     for name in args.checks.split(","):

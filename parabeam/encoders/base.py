@@ -194,6 +194,10 @@ class Encoder(abc.ABC):
         """``(B, dim)`` unit vectors as a torch tensor with gradients (``model`` in train mode)."""
         raise ValueError(f"encoder {self.name} cannot be trained")
 
+    def prepare_for_training(self) -> None:
+        """Make ``model`` ready to train (fp32 master weights); called once before training."""
+        raise ValueError(f"encoder {self.name} cannot be trained")
+
     def token_embedding(self):
         """The token embedding table (``torch.nn.Embedding``) of ``model``, or None."""
         return None
@@ -226,6 +230,8 @@ class TorchEncoder(Encoder):
         ``quantize_dynamic``: int8 weights, activations quantised per batch; inference only)."""
         import torch
 
+        self._training = False
+        self._half = False
         model = model.to(self.device).eval()
         if self.precision == "int8":
             import warnings
@@ -235,12 +241,43 @@ class TorchEncoder(Encoder):
                 model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
         return model
 
+    def encode(self, texts: Sequence[str], progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+        """As ``Encoder.encode``; with bf16/fp16 the weights are first cast to that precision, once, unless the
+        model is being trained (autocast alone re-casts every weight at every call: on an H200 it ran e5-small at
+        0.3x its fp32 rate)."""
+        if self.precision in ("bf16", "fp16") and not self._training and not self._half:
+            import torch
+
+            self.model.to(torch.bfloat16 if self.precision == "bf16" else torch.float16)
+            self._half = True
+        return super().encode(texts, progress)
+
+    def prepare_for_training(self) -> None:
+        """Training keeps fp32 master weights (mixed precision then comes from autocast alone): refused once the
+        weights were cast for inference."""
+        if self.precision == "int8":
+            raise ValueError("an int8 (dynamically quantised) encoder cannot be trained; use fp32 or bf16")
+        if self._half:
+            raise ValueError(f"encoder {self.name} already encoded in {self.precision} (its weights were cast): load "
+                             "it anew to train it")
+        self._training = True
+
     def _autocast(self):
+        """The forward pass's precision (bf16/fp16 autocast) and, on CUDA, its attention kernels: not cuDNN's,
+        which builds an execution plan for every new input shape (about 1 ms of CPU per attention call; with
+        length-sorted batches nearly every batch is a new shape: e5-small encoded 3,900 sentences/s in bf16 on an
+        H200 against 14,800/s once the plans existed)."""
         import contextlib
 
         import torch
 
-        if self.precision in ("fp32", "int8"):
-            return contextlib.nullcontext()
-        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
-        return torch.autocast(device_type=self.device.type, dtype=dtype)
+        stack = contextlib.ExitStack()
+        if self.device.type == "cuda":
+            from torch.nn.attention import SDPBackend, sdpa_kernel
+
+            stack.enter_context(sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION,
+                                             SDPBackend.MATH]))
+        if self.precision in ("bf16", "fp16"):
+            dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
+            stack.enter_context(torch.autocast(device_type=self.device.type, dtype=dtype))
+        return stack

@@ -368,7 +368,7 @@ class E5SmallEncoder(TorchEncoder):
 
     def _embed(self, ids, mask):
         hidden = self.model(input_ids=ids, attention_mask=mask).last_hidden_state  # (B, L, 384)
-        return pool(hidden, mask, ("mean",))  # (B, 384), <s> and </s> included, as multilingual-e5 pools
+        return pool(hidden.float(), mask, ("mean",))  # (B, 384) in fp32, <s> and </s> included, as e5 pools
 
     def _forward(self, token_ids: list[list[int]]) -> np.ndarray:
         import torch

@@ -118,13 +118,13 @@ class HFEncoder(TorchEncoder):
 
 def pool(model_output, attention_mask, pooling: str):
     """Sentence vectors from a transformers model output; the same code serves inference and training."""
-    hidden = model_output.last_hidden_state  # (B, L, H)
+    hidden = model_output.last_hidden_state.float()  # (B, L, H); pooled in fp32 whatever the weights' precision
     if pooling == "cls":
         return hidden[:, 0]
     if pooling == "pooler":
         if getattr(model_output, "pooler_output", None) is None:
             raise ValueError("pooling 'pooler' needs a model with a pooler head (BERT/LaBSE-style)")
-        return model_output.pooler_output
+        return model_output.pooler_output.float()
     weights = attention_mask.unsqueeze(-1).to(hidden.dtype)  # (B, L, 1)
     return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)
 

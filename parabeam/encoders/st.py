@@ -183,7 +183,7 @@ class STEncoder(TorchEncoder):
         return enc["input_ids"]
 
     def _embed(self, ids, mask):
-        hidden = self.model["transformer"](input_ids=ids, attention_mask=mask).last_hidden_state  # (B, L, H)
+        hidden = self.model["transformer"](input_ids=ids, attention_mask=mask).last_hidden_state.float()  # (B, L, H)
         pool_mask = mask
         if not self.include_prompt and self.prompt_length:
             pool_mask = mask.clone()

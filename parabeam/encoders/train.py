@@ -257,6 +257,7 @@ def train(config: TrainConfig, output: str, resume: bool = True) -> dict:
     config = resolve_encoders(config, pairs)
     kwargs = {"device": config.device} if config.device else {}
     student, pairs, state, targets = _prepare_student(config, pairs, ckpt, resuming, kwargs)
+    student.prepare_for_training()
     model = student.model
     model.train()
     table = _trainable(config, student)
