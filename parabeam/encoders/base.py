@@ -17,8 +17,8 @@ parabeam asks of it:
   ``extend_vocabulary`` where the tokenizer can grow;
 - bundled encoders (weights from an installed package): ``bundled``, ``languages`` (what ``--encoder auto``
   chooses by) and ``requires`` (the package to name when it is missing);
-- mining: ``fallback_thresholds``, the margin thresholds for this encoder's scale where a pair is too small to
-  calibrate on.
+- mining: ``auto_posterior`` and ``fallback_thresholds``, how ``threshold: auto`` calibrates on this encoder's
+  scores and what it uses where a pair is too small to calibrate on.
 Every hook but the three encoding ones has a default, so a test fake is three methods.
 """
 
@@ -111,6 +111,8 @@ class Encoder(abc.ABC):
     #: encoder's vectors when a pair has too few candidates to calibrate on (margins differ in scale between
     #: encoders); empty: parabeam's generic ones (``mining.config.FALLBACK_THRESHOLDS``).
     fallback_thresholds: ClassVar[dict[str, float]] = {}
+    #: The posterior ``threshold: auto`` aims at for this encoder's scores (None: parabeam's generic 0.95).
+    auto_posterior: ClassVar[float | None] = None
 
     #: A short identifier written into outputs (Parquet ``encoder`` column, report.json, model cards).
     name: str = "encoder"

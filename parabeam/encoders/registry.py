@@ -155,10 +155,13 @@ def saved_entries(encoder: Encoder, directory: str) -> dict:
     return {"backend": type(encoder).backend, **encoder.save(directory)}
 
 
-def fallback_threshold(spec: str, margin: str) -> float | None:
-    """The threshold ``threshold: auto`` falls back to for the vectors of ``spec`` (its backend's, for the
-    ``margin``); None where the backend has none (parabeam's generic ones apply)."""
-    return _backend_for(resolve_spec(spec)).fallback_thresholds.get(margin)
+def calibration(spec: str, margin: str) -> dict[str, float]:
+    """How ``threshold: auto`` calibrates on the vectors of ``spec`` (its backend's ``auto_posterior`` and
+    ``fallback_thresholds[margin]``), as ``MiningConfig`` fields; empty where the backend has none (parabeam's
+    generic ones apply)."""
+    cls = _backend_for(resolve_spec(spec))
+    out = {"auto_posterior": cls.auto_posterior, "fallback_threshold": cls.fallback_thresholds.get(margin)}
+    return {key: value for key, value in out.items() if value is not None}
 
 
 def encoder_fingerprint(spec: str | None = AUTO, languages: Sequence[str] | None = None) -> str:

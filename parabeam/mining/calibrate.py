@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import numpy as np
 
-AUTO_POSTERIOR = 0.95
+AUTO_POSTERIOR = 0.95  # an encoder may have its own (Encoder.auto_posterior -> MiningConfig.auto_posterior)
 OVERLAP_POSTERIOR = 0.5  # where the modes overlap too much for AUTO_POSTERIOR: the Bayes decision boundary
 NULL_QUANTILE = 99.0  # a mixture's lower mode above this percentile of the null sample is not the unrelated mode
 NULL_THRESHOLD_QUANTILE = 95.0  # then the threshold: this percentile of the null (chosen on es, tr, pl, ja)
@@ -143,8 +143,8 @@ def choose_threshold(scores: np.ndarray, config, is_gold: np.ndarray | None = No
     ``is_gold`` (which candidates are known pairs, of ``n_gold``) is given. Returns it with every estimate, as
     report.json's ``thresholds.<pair>`` records them."""
     threshold, method = config.fixed_threshold, "fixed"
-    fit = fit_mixture(scores)  # once: the posterior 0.95 and 0.5 boundaries and the lower mode all come from it
-    auto = threshold_from_mixture(fit)
+    fit = fit_mixture(scores)  # once: the posterior (0.95) and 0.5 boundaries and the lower mode all come from it
+    auto = threshold_from_mixture(fit, getattr(config, "auto_posterior", None) or AUTO_POSTERIOR)
     overlap = threshold_from_mixture(fit, OVERLAP_POSTERIOR) if auto is None else None
     info: dict = {"candidates": int(len(scores)), "from_scores": auto}
     if overlap is not None:

@@ -95,10 +95,10 @@ def build_pipeline(
 
 def resolve_encoder(config: RunConfig, pairs: list[tuple[Language, Language]]) -> tuple[RunConfig, dict]:
     """The config with ``--encoder auto`` replaced by the bundled encoder chosen for the mined languages (and,
-    for ``threshold: auto`` without ``--fallback-threshold``, the encoder's own fallback threshold), and the
+    for ``threshold: auto``, the encoder's own calibration where the user gave none), and the
     choice as report.json records it. The spec is checked here, before any work: an unknown spec, a missing
     package or file is refused in one line."""
-    from parabeam.encoders.registry import AUTO, choose_bundled, encoder_fingerprint, fallback_threshold
+    from parabeam.encoders.registry import AUTO, calibration, choose_bundled, encoder_fingerprint
 
     spec = config.embed.encoder
     settings = {"spec": spec, "resolved": spec}
@@ -108,10 +108,10 @@ def resolve_encoder(config: RunConfig, pairs: list[tuple[Language, Language]]) -
         config = dataclasses.replace(config, embed=dataclasses.replace(config.embed, encoder=choice.spec))
     encoder_fingerprint(config.embed.encoder)  # raises for an unknown spec, a missing package or file
     mining = config.mining
-    if mining.auto_threshold and mining.fallback_threshold is None:
-        fallback = fallback_threshold(config.embed.encoder, mining.margin)
-        if fallback is not None:
-            config = dataclasses.replace(config, mining=dataclasses.replace(mining, fallback_threshold=fallback))
+    if mining.auto_threshold:  # the encoder's own calibration, where the user set none
+        own = {key: value for key, value in calibration(config.embed.encoder, mining.margin).items()
+               if getattr(mining, key) is None}
+        config = dataclasses.replace(config, mining=dataclasses.replace(mining, **own))
     return config, settings
 
 
