@@ -83,8 +83,9 @@ def main() -> None:
     for name in args.encoders.split(","):
         precisions = args.precisions.split(",") + (["engine"] if name == "e5-small" else [])
         for precision in precisions:
-            for i, threads in enumerate(args.threads.split(",")):
-                with_tatoeba = "1" if args.tatoeba and i == 0 else "0"
+            thread_counts = args.threads.split(",")
+            for i, threads in enumerate(thread_counts):  # Tatoeba with the most threads (the figures don't change)
+                with_tatoeba = "1" if args.tatoeba and i == len(thread_counts) - 1 and precision != "engine" else "0"
                 env = {**os.environ, "OMP_NUM_THREADS": threads}
                 done = subprocess.run([sys.executable, __file__, "--worker", name, threads, precision, with_tatoeba],
                                       capture_output=True, text=True, check=True, env=env)

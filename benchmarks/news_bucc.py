@@ -204,7 +204,7 @@ def baseline_same_sentences_f1(out_dir: str, lang: str, encoder, scorer: Segment
 
 
 def parabeam_f1(lang: str, corpus_dir: str, scorer: SegmentScorer, gold_texts: set, segment: str = "",
-                mine_args: str = "") -> dict:
+                mine_args: str = "", encoder: str = "auto") -> dict:
     import shlex
     import shutil
 
@@ -214,7 +214,7 @@ def parabeam_f1(lang: str, corpus_dir: str, scorer: SegmentScorer, gold_texts: s
     shutil.rmtree(out, ignore_errors=True)  # a cold run: no embedding shards reused from an earlier one
     started = time.time()
     cmd = [sys.executable, "-m", "parabeam.pipelines.cli", "mine", "--input", f"{corpus_dir}/src.warc.wet.gz",
-           "--input", f"{corpus_dir}/tgt.warc.wet.gz", "--langs", f"{lang},en", "--output", out]
+           "--input", f"{corpus_dir}/tgt.warc.wet.gz", "--langs", f"{lang},en", "--output", out, "--encoder", encoder]
     cmd += ["--segment", segment] if segment else []
     cmd += shlex.split(mine_args)
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
@@ -243,19 +243,24 @@ def main() -> None:
     ap.add_argument("--skip-pipeline", action="store_true")
     ap.add_argument("--segment", default="", help="parabeam mine --segment (default: the CLI's default)")
     ap.add_argument("--mine-args", default="", help="more parabeam mine arguments, e.g. '--second-pass-neighbours 0'")
+    ap.add_argument("--encoder", default="auto", help="encoder spec for every miner (auto: parabeam mine's choice "
+                                                       "per pair)")
     args = ap.parse_args()
-    from parabeam.encoders.registry import load_encoder
+    from parabeam.encoders.registry import load_encoder, resolve_spec
 
-    encoder = load_encoder("default")
+    encoders = {}
     for lang in args.langs.split(","):
+        spec = resolve_spec(args.encoder, [lang, "en"])
+        encoder = encoders[spec] = encoders.get(spec) or load_encoder(spec)
         corpus_dir = f"{args.work}/{lang}-en"
         corpus = build_corpus(lang, corpus_dir, args.n_gold, args.n_extra)
-        row = {"pair": f"{lang}-en", "segment": args.segment or "default",
+        row = {"pair": f"{lang}-en", "encoder": spec, "segment": args.segment or "default",
                **{k: v for k, v in corpus.items() if k != "gold_texts"}}
         scorer = SegmentScorer(corpus["gold_texts"])
         row.update(baseline_f1(corpus_dir, encoder, scorer))
         if not args.skip_pipeline:
-            row.update(parabeam_f1(lang, corpus_dir, scorer, corpus["gold_texts"], args.segment, args.mine_args))
+            row.update(parabeam_f1(lang, corpus_dir, scorer, corpus["gold_texts"], args.segment, args.mine_args,
+                                   spec))
             row.update(baseline_same_sentences_f1(f"{corpus_dir}/out", lang, encoder, scorer))
             only_lines = row["_lines_found"] - row["_parabeam_found"]
             row["found_only_by_line_miner"] = len(only_lines)

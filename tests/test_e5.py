@@ -337,3 +337,18 @@ def test_eval_and_embed_choose_by_langs(tmp_path, e5, capsys):
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert (result["encoder"], result["dim"], result["rows"]) == ("e5-small", 384, 8)
     np.testing.assert_allclose(np.load(tmp_path / "hi.npy"), e5.encode(by_lang["hi"]), atol=1e-5)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("name", ["muse-v3", "e5-small"])
+def test_bundled_encoders_on_cuda_in_bf16_match_the_cpu(name):
+    """The H200 run (README "On a GPU"): cosine 0.99985 or more to the CPU fp32 vectors."""
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    from parabeam.encoders.registry import load_encoder
+
+    texts = _sentences("parity_sentences.tsv", "more_sentences.tsv")
+    cpu = load_encoder(name, device="cpu").encode(texts)
+    cuda = load_encoder(name, device="cuda").encode(texts)  # precision auto: bf16
+    assert (cpu * cuda).sum(axis=1).min() > 0.999

@@ -194,6 +194,7 @@ def test_weak_alternates_need_the_extra_margin():
         MiningConfig(alternate_margin=-0.1)
 
 
+@pytest.mark.gpu
 def test_exact_knn_both_on_cuda_matches_cpu():
     torch = pytest.importorskip("torch")
     if not torch.cuda.is_available():
