@@ -124,6 +124,7 @@ def test_auto_chooses_the_bundled_encoder_that_covers_the_languages():
 
     assert choose_bundled(["de", "en"]).spec == "muse-v3"
     assert choose_bundled(["zh", "ja", "ko"]).spec == "muse-v3"
+    assert choose_bundled(["id", "en"]).spec == "muse-v3"  # not trained on, but ahead on the development data
     hindi = choose_bundled(["hi", "en"])
     assert hindi.spec == "e5-small" and "hi outside muse-v3" in hindi.reason
     assert choose_bundled(None).spec == "e5-small"  # no languages named: the widest

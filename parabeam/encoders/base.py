@@ -103,7 +103,8 @@ class Encoder(abc.ABC):
     options: ClassVar[tuple[str, ...]] = ()
     #: A bundled encoder: its weights ship in an installed package and its spec is its name.
     bundled: ClassVar[bool] = False
-    #: Bundled encoders: the languages (ISO 639-1) it was trained for, which ``--encoder auto`` chooses by.
+    #: Bundled encoders: the languages (ISO 639-1) it covers, by its training data and by measurement, which
+    #: ``--encoder auto`` chooses by.
     languages: ClassVar[frozenset[str]] = frozenset()
     #: ``(module, pip package)`` the backend needs, named in the error when it is missing.
     requires: ClassVar[tuple[str, str] | None] = None

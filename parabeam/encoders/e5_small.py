@@ -314,7 +314,7 @@ class E5SmallEncoder(TorchEncoder):
     languages = XLMR_LANGUAGES
     requires = PACKAGE
     # threshold auto on the comparable-news development pairs (es, tr, pl, ja; benchmarks/RESULTS.md): the posterior
-    # 0.7 gave the best mean F1 (91.07, against 90.12 at muse-v3's 0.95, which kept too few pairs on every one of
+    # 0.7 gave the best mean F1 (91.07, against 90.11 at muse-v3's 0.95, which kept too few pairs on every one of
     # them); the fallbacks are the middle of their F1-optimal thresholds: e5's cosines crowd together (training
     # temperature 0.01) and its margins are about a quarter of muse-v3's
     auto_posterior = 0.7

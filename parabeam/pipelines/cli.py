@@ -228,6 +228,10 @@ def _print_summary(report: dict, output: str) -> None:
     docs = report.get("documents", {})
     print(f"parabeam: read {docs.get('out', 0):,} documents, {report.get('sentences', {}).get('in', 0):,} segments "
           f"in {report.get('wall_seconds', 0):.1f} s")
+    encoder = report["settings"].get("encoder") or {}
+    if encoder.get("resolved"):
+        print(f"  encoder: {encoder['resolved']}" + (f" ({encoder['spec']}: {encoder['reason']})"
+                                                      if encoder.get("reason") else ""))
     for lang, counts in sorted(report.get("languages", {}).items()):
         print(f"  {lang}: {counts.get('kept', 0):,} unique segments kept")
     for name in report["settings"]["pairs"]:
