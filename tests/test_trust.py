@@ -184,6 +184,11 @@ def test_bad_input_is_refused_up_front_in_one_line(tmp_path, capsys):
     assert "no bundled encoder covers mt (considered: muse-v3" in error(["mine", "--langs", "mt,en", "--input",
                                                                           f"{SAMPLE}/*.gz", "--output",
                                                                           str(tmp_path / "o")])
+    # a missing model folder is refused before the pipeline starts
+    nomodel = tmp_path / "nomodel"
+    for spec, says in ((f"st:{nomodel}", f"{nomodel} is not a folder"),
+                       (f"hf:{nomodel}", "not a local directory and not in the Hugging Face cache")):
+        assert says in error([*mine, "--input", f"{SAMPLE}/*.gz", "--output", str(tmp_path / "o"), "--encoder", spec])
     assert not os.path.exists(tmp_path / "o")
     (tmp_path / "empty.txt").write_text("")
     (tmp_path / "one.txt").write_text("Hallo.\n")

@@ -25,7 +25,9 @@ def _file_digest_cached(path: str, size: int, mtime_ns: int) -> str:
 
 def tree_digest(root: str, skip: tuple[str, ...] = ()) -> str:
     """Digest of every file under ``root`` (names and contents), minus top-level entries in ``skip`` and hidden
-    ones."""
+    ones. A missing folder is an error (``os.walk`` alone would digest it as empty)."""
+    if not os.path.isdir(root):
+        raise ValueError(f"{root} is not a folder")
     h = hashlib.sha256()
     for directory, dirs, files in os.walk(root):
         rel_dir = os.path.relpath(directory, root)

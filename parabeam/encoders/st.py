@@ -104,6 +104,8 @@ class STEncoder(TorchEncoder):
     @classmethod
     def fingerprint(cls, spec: str) -> str:
         path, _, options = spec.removeprefix("st:").partition("#")
+        if not os.path.isdir(path):
+            raise ValueError(f"encoder spec {spec!r}: {path} is not a folder")
         return digests.combine(cls.backend, options, digests.tree_digest(path, skip=("checkpoint",)))
 
     @classmethod
