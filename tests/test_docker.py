@@ -66,7 +66,10 @@ def test_image_pins_match_the_launcher_and_cover_the_dependencies():
     import apache_beam
 
     pins = _pins()
-    assert _arg("BEAM_VERSION") == pins["apache-beam"] == apache_beam.__version__
+    with open(os.path.join(REPO, "setup.py"), encoding="utf-8") as f:
+        launcher = re.search(r'"apache-beam==([0-9.]+)"', f.read())
+    assert launcher, "setup.py must pin apache-beam to the image's release"
+    assert _arg("BEAM_VERSION") == pins["apache-beam"] == launcher.group(1) == apache_beam.__version__
     assert _arg("PYTHON_VERSION") == f"{sys.version_info.major}.{sys.version_info.minor}"
     assert "faiss-gpu-cu12" in pins and "faiss-cpu" not in pins
 
