@@ -12,17 +12,19 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 
 def option(default: Any = dataclasses.MISSING, help: str = "", *, flag: str | None = None, cli: bool = True,
            metavar: str | None = None, parse: Callable[[str], Any] | None = None,
-           default_factory: Any = dataclasses.MISSING) -> Any:
+           choices: Iterable[Any] | None = None, default_factory: Any = dataclasses.MISSING) -> Any:
     """A dataclass field with its documentation. ``flag``: the command-line name (default ``--field-name``);
     ``cli=False`` keeps a setting to YAML presets; ``parse`` turns the flag's text into the value (default: from
-    the field's type)."""
-    metadata = {"help": help, "flag": flag, "cli": cli, "metavar": metavar, "parse": parse}
+    the field's type); ``choices``: the allowed values, from the table that owns them (default: a ``Literal``
+    type's values)."""
+    metadata = {"help": help, "flag": flag, "cli": cli, "metavar": metavar, "parse": parse,
+                "choices": tuple(choices) if choices is not None else None}
     if default_factory is not dataclasses.MISSING:
         return dataclasses.field(default_factory=default_factory, metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
@@ -79,6 +81,7 @@ def flags(config_cls: type, prefix: tuple[str, ...] = ()) -> list[Flag]:
         if not meta.get("cli", False):
             continue
         parse, choices, boolean = _flag_type(tp)
+        choices = meta.get("choices") or choices
         default = field.default if field.default is not dataclasses.MISSING else None
         out.append(Flag(prefix + (field.name,), meta.get("flag") or "--" + field.name.replace("_", "-"),
                         meta.get("help", ""), meta.get("parse") or parse, choices, meta.get("metavar"), boolean,
@@ -90,20 +93,30 @@ def flags(config_cls: type, prefix: tuple[str, ...] = ()) -> list[Flag]:
     return out
 
 
-def add_flags(parser, config_cls: type) -> list[Flag]:
-    """Adds every flag of ``config_cls`` to an argparse parser (values default to None: not given)."""
+def add_flags(parser, config_cls: type, *, only: tuple[str, ...] | None = None, plain: bool = False,
+              defaults: dict[str, Any] | None = None) -> list[Flag]:
+    """Adds the flags of ``config_cls`` to an argparse parser: every one, or the fields named in ``only``.
+
+    For commands that merge flags over a YAML preset (``mine``, ``train``) values default to None (not given) and
+    land in ``args.cfg__<path>`` (``flag_overrides`` reads them). ``plain``: for commands without presets, a
+    flag's value lands in ``args.<field>`` and defaults to the field's default (or ``defaults[field]``)."""
     import argparse
 
-    found = flags(config_cls)
+    found = [f for f in flags(config_cls) if only is None or f.path[-1] in only]
+    if only is not None and {f.path[-1] for f in found} != set(only):
+        raise RuntimeError(f"{config_cls.__name__} has no flag for {sorted(set(only) - {f.path[-1] for f in found})}")
     for f in found:
-        dest = "cfg__" + "__".join(f.path)
-        shown = "" if f.default in (None, "") else f" (default: {f.default})"
+        dest = f.path[-1] if plain else "cfg__" + "__".join(f.path)
+        default = (defaults or {}).get(f.path[-1], f.default) if plain else None
+        shown_default = default if plain else f.default
+        shown = "" if shown_default in (None, "") else f" (default: {shown_default})"
         if f.boolean:
-            parser.add_argument(f.name, dest=dest, action=argparse.BooleanOptionalAction, default=None,
+            parser.add_argument(f.name, dest=dest, action=argparse.BooleanOptionalAction, default=default,
                                 help=f.help + shown)
         else:
-            parser.add_argument(f.name, dest=dest, type=f.parse, choices=f.choices, metavar=f.metavar,
-                                default=None, help=f.help + shown)
+            metavar = f.metavar or (None if f.choices else f.path[-1].upper())
+            parser.add_argument(f.name, dest=dest, type=f.parse, choices=f.choices, metavar=metavar,
+                                default=default, help=f.help + shown)
     return found
 
 

@@ -4,23 +4,18 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-from typing import Literal
 
+from parabeam.mining.knn import QUERY_BLOCK
 from parabeam.mining.margin import MARGINS
 from parabeam.mining.select import RETRIEVALS
 from parabeam.options import option
 
 # Artetxe & Schwenk 2019 use k = 4 neighbours for the margin (sec. 4.1).
 DEFAULT_K = 4
-# What ``threshold: auto`` falls back to, per margin, when a pair has too few candidates for a fit (< 200) or its
-# scores show no separate mode of translations (mining.calibrate), unless the encoder has its own
-# (``Encoder.fallback_thresholds``, which ``parabeam mine`` puts into ``fallback_threshold``): the middle of the
-# F1-optimal thresholds of the comparable-news development sets with muse-v3 (distance 0.100-0.150, ratio
-# 1.24-1.31; benchmarks/RESULTS.md). The cosine (absolute) one is a rough value for muse-v3 only.
-FALLBACK_THRESHOLDS = {"ratio": 1.27, "distance": 0.12, "absolute": 0.75}
-# --keep-candidates keeps candidates from here up (LASER's threshold 0 keeps every candidate; these drop only
-# candidates whose cosine is below their neighbourhoods' mean)
-CANDIDATE_FLOORS = {"ratio": 1.0, "distance": 0.0, "absolute": 0.3}
+# Per margin kind (mining.margin.MARGINS, where each value is explained): what ``threshold: auto`` falls back to,
+# and where --keep-candidates starts.
+FALLBACK_THRESHOLDS = {name: m.fallback_threshold for name, m in MARGINS.items()}
+CANDIDATE_FLOORS = {name: m.candidate_floor for name, m in MARGINS.items()}
 
 
 def threshold_value(text: str) -> float | str:
@@ -41,10 +36,11 @@ class MiningConfig:
                     "(Artetxe & Schwenk 2019 use 4)")
     # distance: on comparable news (distractors of the same domain as the gold) it beat the ratio margin at each
     # one's best threshold on all four development pairs, by 0.7-1.4 F1 (benchmarks/RESULTS.md)
-    margin: Literal["ratio", "distance", "absolute"] = option(
-        "distance", "margin: distance (cosine - neighbourhood mean), ratio (cosine / mean) or absolute (cosine)")
-    retrieval: Literal["forward", "backward", "intersection", "max"] = option(
-        "max", "candidate selection: forward, backward, intersection of both, or max (one-to-one, greedy by score)")
+    margin: str = option(
+        "distance", "margin: " + ", ".join(f"{name} ({m.help})" for name, m in MARGINS.items()), choices=MARGINS)
+    retrieval: str = option(
+        "max", "candidate selection: forward, backward, intersection of both, or max (one-to-one, greedy by score)",
+        choices=RETRIEVALS)
     threshold: float | str = option(
         "auto", "margin threshold, or 'auto' to calibrate each pair from its score distribution (mining.calibrate; "
         "falls back to --fallback-threshold when a pair has too few candidates)",
@@ -78,7 +74,8 @@ class MiningConfig:
     candidate_floor: float | None = option(
         None, "with --keep-candidates, keep candidates scoring at least this (default: 0.0 for the distance margin, "
         "1.0 for ratio)", metavar="X")
-    query_block: int = option(65536, "query rows per block of the in-memory exact search", cli=False)
+    query_block: int = option(QUERY_BLOCK, "query rows per block of the in-memory exact search (memory: one "
+                              "query_block x 4096 float32 buffer)", cli=False)
 
     def __post_init__(self) -> None:
         if self.k < 1:

@@ -25,12 +25,10 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from parabeam.mining.knn import sort_neighbours
 from parabeam.options import option
 
 log = logging.getLogger("parabeam")
-
-INDEX_KINDS = ("auto", "flat", "ivf", "ivfpq")
-
 
 @dataclasses.dataclass(frozen=True)
 class IndexConfig:
@@ -166,10 +164,7 @@ def search(index, queries: np.ndarray, k: int, nprobe: int = 32, block: int = 65
         if kk == 0:
             break
         d_blk, i_blk = index.search(queries[start : start + block], kk)
-        d_blk = np.where(i_blk >= 0, d_blk, -np.inf)
-        order = np.lexsort((np.where(i_blk >= 0, i_blk, np.iinfo(np.int64).max), -d_blk), axis=1)
-        D[start : start + block, :kk] = np.take_along_axis(d_blk, order, axis=1)
-        I[start : start + block, :kk] = np.take_along_axis(i_blk, order, axis=1)
+        D[start : start + block, :kk], I[start : start + block, :kk] = sort_neighbours(d_blk, i_blk)
     return D, I
 
 

@@ -4,14 +4,14 @@ The margin criterion needs each sentence's k nearest neighbours over the *whole*
 (Artetxe & Schwenk 2019, sec. 3.1). The forward and backward neighbours are the row and column top-k of the same
 similarity matrix, so one blocked matrix product serves both (``exact_knn_both``): LASER's ``mine_bitexts`` and
 FAISS's flat search compute it twice. Per block of the matrix:
-- the product is numpy's GEMM (the BLAS numpy ships), written into a reused buffer: memory is two blocks
-  (2 x 4096 x 4096 float32 = 128 MiB at the defaults), never (block x n);
+- the product is numpy's GEMM (the BLAS numpy ships), written into one reused buffer: memory is one block
+  (4096 x 4096 float32 = 64 MiB at the defaults), never (block x n);
 - the row top-k goes into FAISS's k-heaps of the queries (``faiss.float_minheap_array_t.addn``, C++ and OpenMP),
   which persist across blocks, so nothing is merged afterwards;
 - the column top-k (the database rows' lists) needs no transpose: a database block's first query block is
   multiplied the other way round into the same buffer (as cheap as a transpose) and seeds the lists through
   FAISS's heaps; every later block only contributes the entries above a column's current k-th best, found with
-  one vectorised comparison (``_ColumnLists``). Memory: one block (4096 x 4096 float32 = 64 MiB).
+  one vectorised comparison (``_ColumnLists``), in the same buffer.
 Ties: blocks run in increasing id order and a heap keeps the earlier of equal values, then each list is sorted
 by (-similarity, id), so equal similarities resolve to the smaller id whatever the blocking. Fewer than k rows
 pad with -inf / -1. With a CUDA device and ``use_gpu``, the same both-ways pass runs in torch on the GPU.
@@ -38,15 +38,19 @@ def merge_topk(
     """
     D = np.concatenate([D_acc, D_new], axis=1)  # (n, k1 + k2) float32
     I = np.concatenate([I_acc, I_new], axis=1)  # (n, k1 + k2) int64
-    # sort by (-similarity, id), padding (-1) last: lexsort's last key is the primary one
-    order = np.lexsort((np.where(I >= 0, I, np.iinfo(np.int64).max), -D), axis=1)[:, :k]
-    return np.take_along_axis(D, order, axis=1), np.take_along_axis(I, order, axis=1)
+    return sort_neighbours(D, I, k)
 
 
-def _sorted(D: np.ndarray, I: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Heap output -> lists sorted by (-similarity, id), padding as -inf / -1."""
+def id_key(I: np.ndarray) -> np.ndarray:
+    """Sort key of neighbour ids: the id, padding (-1) after every real one."""
+    return np.where(I >= 0, I, np.iinfo(np.int64).max)
+
+
+def sort_neighbours(D: np.ndarray, I: np.ndarray, k: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Neighbour lists (n, m) in the order every search in parabeam returns: decreasing similarity, equal ones by
+    the smaller id, padding (-1, similarity -inf) last; the first ``k`` columns (default: all)."""
     D = np.where(I >= 0, D, -np.inf).astype(np.float32)
-    order = np.lexsort((np.where(I >= 0, I, np.iinfo(np.int64).max), -D), axis=1)
+    order = np.lexsort((id_key(I), -D), axis=1)[:, :k]  # lexsort's last key is the primary one
     return np.take_along_axis(D, order, axis=1), np.take_along_axis(I, order, axis=1)
 
 
@@ -78,7 +82,7 @@ class _Heaps:
 
     def result(self) -> tuple[np.ndarray, np.ndarray]:
         self.heaps.reorder()
-        return _sorted(self.D, np.where(self.I <= -2, -2 - self.I, -1))  # -1: heapify's padding
+        return sort_neighbours(self.D, np.where(self.I <= -2, -2 - self.I, -1))  # -1: heapify's padding
 
 
 class _ColumnLists:
@@ -113,7 +117,7 @@ class _ColumnLists:
         group = np.concatenate([np.repeat(np.arange(len(touched)), self.k), where])
         values = np.concatenate([self.D[rows][touched].ravel(), block[q, c]])
         ids = np.concatenate([self.I[rows][touched].ravel(), q + first_id])
-        order = np.lexsort((np.where(ids >= 0, ids, np.iinfo(np.int64).max), -values, group))
+        order = np.lexsort((id_key(ids), -values, group))
         starts = np.searchsorted(group[order], np.arange(len(touched)))  # every group has >= k entries
         keep = order[(starts[:, None] + np.arange(self.k)[None, :]).ravel()]
         target = touched + first_row
@@ -208,7 +212,7 @@ def knn_sharded(
     database_shards: Iterable[np.ndarray],
     k: int,
     *,
-    query_block: int = 65536,
+    query_block: int = QUERY_BLOCK,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Exact inner-product kNN of ``queries`` against the concatenation of ``database_shards``.
 
@@ -229,14 +233,14 @@ def knn_sharded(
             raise ValueError(f"database shard of shape {shard.shape} does not match query dim {queries.shape[1]}")
         if len(shard) == 0:
             continue
-        D, I = exact_knn(queries, shard, k)
+        D, I = exact_knn(queries, shard, k, query_block=query_block)
         D_out, I_out = merge_topk(D_out, I_out, D, np.where(I >= 0, I + offset, -1), k)
         offset += len(shard)
     return D_out, I_out
 
 
 def knn_both_sharded(
-    src_shards: list[np.ndarray], tgt_shards: list[np.ndarray], k: int
+    src_shards: list[np.ndarray], tgt_shards: list[np.ndarray], k: int, *, query_block: int = QUERY_BLOCK
 ) -> tuple[list[tuple[np.ndarray, np.ndarray]], list[tuple[np.ndarray, np.ndarray]]]:
     """Exact kNN of every source shard in the whole target side and of every target shard in the whole source
     side, one GEMM per (source shard, target shard): ``(fwd, bwd)``, one ``(D, I)`` per shard in shard order with
@@ -251,7 +255,7 @@ def knn_both_sharded(
         for b, t in enumerate(tgt):
             if not len(s) or not len(t):
                 continue
-            (Df, If), (Db, Ib) = exact_knn_both(s, t, k)
+            (Df, If), (Db, Ib) = exact_knn_both(s, t, k, query_block=query_block)
             fwd[a] = merge_topk(*fwd[a], Df, np.where(If >= 0, If + tgt_offsets[b], -1), k)
             bwd[b] = merge_topk(*bwd[b], Db, np.where(Ib >= 0, Ib + src_offsets[a], -1), k)
     return fwd, bwd

@@ -15,7 +15,7 @@ import numpy as np
 from parabeam.mining.calibrate import choose_threshold
 from parabeam.mining.config import DEFAULT_K, MiningConfig
 from parabeam.mining.index import IndexConfig
-from parabeam.mining.knn import knn_both_sharded
+from parabeam.mining.knn import QUERY_BLOCK, knn_both_sharded
 from parabeam.mining.margin import knn_means
 from parabeam.mining.pairs import MinedPairs, empty_pairs, runner_up_scores, select, shard_candidates
 from parabeam.mining.passes import Segments, finish, first_pass, refill
@@ -32,12 +32,12 @@ def _as_shards(x: np.ndarray | Sequence[np.ndarray]) -> list[np.ndarray]:
 
 def search_both(
     src_shards: np.ndarray | Sequence[np.ndarray], tgt_shards: np.ndarray | Sequence[np.ndarray], k: int,
-    query_block: int = 65536,
+    query_block: int = QUERY_BLOCK,
 ) -> tuple[list, list]:
     """Exact k nearest neighbours of every shard in the other language, both ways: ``(fwd_knn, bwd_knn)``, one
     ``(D, I)`` per query shard in shard order, ``I`` global rows of the other language. One GEMM per pair of
     shards serves both directions (``mining.knn.exact_knn_both``)."""
-    return knn_both_sharded(_as_shards(src_shards), _as_shards(tgt_shards), k)
+    return knn_both_sharded(_as_shards(src_shards), _as_shards(tgt_shards), k, query_block=query_block)
 
 
 def _means(knn: Knn, k: int) -> np.ndarray:

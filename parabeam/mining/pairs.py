@@ -8,7 +8,7 @@ directions into pairs (Artetxe & Schwenk 2019, sec. 3.2).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -96,6 +96,14 @@ def runner_up_scores(forward: Sequence[Candidates], backward: Sequence[Candidate
     """Both directions' finite runner-up margins (``Candidates.runner_up``), blocks in any order: the null sample."""
     r = np.concatenate([c.runner_up for c in (*forward, *backward)] or [np.zeros(0, np.float32)])
     return r[np.isfinite(r)]
+
+
+def select_tagged(blocks: Iterable[tuple[str, Candidates]], retrieval: str) -> tuple[MinedPairs, list, list]:
+    """``select`` over candidate blocks tagged with their direction (``"fwd"`` or ``"bwd"``, as the pipeline's
+    searches tag them), in any order: ``(selected, forward blocks, backward blocks)``."""
+    blocks = list(blocks)
+    forward, backward = [c for d, c in blocks if d == "fwd"], [c for d, c in blocks if d == "bwd"]
+    return select(forward, backward, retrieval), forward, backward
 
 
 def select(forward: Sequence[Candidates], backward: Sequence[Candidates], retrieval: str) -> MinedPairs:

@@ -13,7 +13,7 @@ Both the Beam pipeline (``parabeam.pipelines.select_pairs`` and ``second_pass``)
 
 Counts come back with the pairs, under the names report.json uses.
 
-Segments. With ``segment=auto`` a short line is mined both whole and as its sentences (``parabeam.mining.text``);
+Segments. With ``segment=both`` a short line is mined both whole and as its sentences (``parabeam.mining.text``);
 ``Segments`` gives every row of a language its line and part, so that one piece of text is aligned at most once.
 
 The second pass. The ratio margin divides a pair's cosine by the mean cosine of each side's k nearest neighbours
@@ -79,7 +79,7 @@ class Segments:
 
 def drop_weak_alternates(pairs: MinedPairs, src_parts: np.ndarray, tgt_parts: np.ndarray,
                          threshold: float) -> MinedPairs:
-    """Pairs minus those that use an alternate sentence (a sentence of a line that segment=auto also mines whole,
+    """Pairs minus those that use an alternate sentence (a sentence of a line that segment=both also mines whole,
     ``parabeam.mining.text.is_alternate``) on either side and score under ``threshold``. The whole line is the
     unit a translated page aligns most often; its sentences are there for the lines whose translation splits or
     merges them, and need stronger evidence than the line. ``*_parts``: ``Segment.part`` per pair."""
@@ -88,7 +88,7 @@ def drop_weak_alternates(pairs: MinedPairs, src_parts: np.ndarray, tgt_parts: np
 
 
 def drop_overlaps(pairs: MinedPairs, src: Segments, tgt: Segments) -> MinedPairs:
-    """One alignment per piece of text when segments overlap (``segment=auto`` gives a short line both whole and
+    """One alignment per piece of text when segments overlap (``segment=both`` gives a short line both whole and
     as its sentences): in decreasing score order, a pair is kept unless one of its segments overlaps a segment
     of a pair already kept (a whole line and a sentence of it). It generalises max retrieval's one-to-one rule
     (Artetxe & Schwenk 2019, sec. 3.2) from segments to the text they cover: a two-sentence line aligned whole

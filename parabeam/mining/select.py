@@ -1,13 +1,11 @@
-"""Candidate selection: forward | backward | intersection | max (one-to-one), as in Artetxe & Schwenk 2019
-(sec. 3.2: "max. strategy"), plus the threshold and an optional upper cut for near-duplicates."""
+"""The retrieval strategies (forward | backward | intersection | max, Artetxe & Schwenk 2019, sec. 3.2) and the
+one-to-one matching of ``max`` ("max. strategy"). Applying them to candidates, and the threshold, live in
+``parabeam.mining.pairs`` (``select``, ``apply_threshold``)."""
 
 from __future__ import annotations
 
-from typing import Literal
-
 import numpy as np
 
-RetrievalKind = Literal["forward", "backward", "intersection", "max"]
 RETRIEVALS: tuple[str, ...] = ("forward", "backward", "intersection", "max")
 
 
