@@ -71,7 +71,7 @@ def test_export_streams_row_groups(tmp_path):
     # a file of several row groups is read one group at a time
     import pyarrow as pa
 
-    from parabeam.mining.bitext import BITEXT_SCHEMA
+    from parabeam.pipelines.bitext import BITEXT_SCHEMA
     from parabeam.pipelines.export import export
 
     n = 1000

@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import REPO
-from parabeam.mining.bitext import BITEXT_SCHEMA, REQUIRED_COLUMNS
+from parabeam.pipelines.bitext import BITEXT_SCHEMA, REQUIRED_COLUMNS
 from parabeam.pipelines.cli import main
 
 SAMPLE = os.path.join(REPO, "sample")
@@ -75,7 +75,7 @@ def test_report_counts(sample_run):
 
 
 def test_write_then_read_schema(tmp_path):
-    from parabeam.mining.bitext import parquet_bytes_to_table, table_to_parquet_bytes
+    from parabeam.pipelines.bitext import parquet_bytes_to_table, table_to_parquet_bytes
 
     table = BITEXT_SCHEMA.empty_table()
     assert parquet_bytes_to_table(table_to_parquet_bytes(table)).schema.equals(BITEXT_SCHEMA)

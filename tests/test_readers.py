@@ -12,7 +12,7 @@ from collections import Counter
 import pytest
 
 from conftest import REPO
-from parabeam.mining.readers import read_documents
+from parabeam.pipelines.readers import read_documents
 from sample.make_sample import wet_record
 
 SAMPLE_WET = os.path.join(REPO, "sample", "sample.warc.wet.gz")

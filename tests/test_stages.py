@@ -108,3 +108,34 @@ def test_flags_and_yaml_reach_the_same_config(tmp_path):
     preset.write_text("mining: {treshold: 1.3}\n")
     with pytest.raises(ValueError, match="did you mean 'threshold'"):
         load_config(str(preset))
+
+
+def test_every_stage_keeps_the_stage_contract():
+    # the pipeline is the list of stages: each reads only what a stage above it produced, names its outputs once,
+    # and a resource-hint setting names the timing of a stage
+    from parabeam.pipelines.config import ResourceConfig
+    from parabeam.pipelines.counting import STATS
+    from parabeam.pipelines.mine import STAGES, timing_order
+    from parabeam.pipelines.stage import Stage
+
+    produced: set[str] = set()
+    for stage in STAGES:
+        assert issubclass(stage, Stage) and stage.outputs, stage
+        missing = set(stage.inputs) - produced
+        assert not missing, f"{stage.__name__} reads {missing} before any stage produced it"
+        own = set(stage.outputs) - {STATS}
+        assert not own & produced, f"{stage.__name__} produces {own & produced} a second time"
+        produced |= own
+    assert timing_order() == ["read", "split", "identify", "embed", "index", "search", "select", "write"]
+    hinted = {f.name for f in dataclasses.fields(ResourceConfig)}
+    assert hinted == {"embed", "index", "search"} and hinted <= set(timing_order())
+
+
+def test_a_stage_that_returns_other_outputs_than_it_declares_is_refused():
+    from parabeam.pipelines.stage import Stage, check_outputs
+
+    class Odd(Stage):
+        outputs = ("a", "stats")
+
+    with pytest.raises(TypeError, match="Odd returned \\['a'\\], declared \\['a', 'stats'\\]"):
+        check_outputs(Odd(), {"a": object()})

@@ -47,6 +47,16 @@ def resolve_precision(device: str, precision: str) -> str:
     return precision
 
 
+def run_settings(device: str | None, precision: str) -> tuple[str, str]:
+    """``(device, precision)`` a torch encoder runs at: the device defaults to CUDA when present, the precision
+    follows ``resolve_precision``. Asked by the encoders and by the embedding cache's key alike."""
+    if device is None:
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return device, resolve_precision(device, precision)
+
+
 def spec_options(spec: str, known: Sequence[str]) -> tuple[str, dict[str, str]]:
     """``NAME#key=value,key=value`` -> ``(NAME, {key: value})``; an option outside ``known`` is an error."""
     body, _, text = spec.partition("#")
@@ -219,13 +229,12 @@ class TorchEncoder(Encoder):
     ) -> None:
         import torch
 
-        if device is None:
-            device = "cuda" if torch.cuda.is_available() else "cpu"
+        device, precision = run_settings(device, precision)
         # small padded batches stay in cache on CPU (2048 tokens measured fastest on 2 cores); GPUs want big ones
         if max_tokens is None:
             max_tokens = 65536 if device.startswith("cuda") else 2048
         super().__init__(max_tokens=max_tokens, **kwargs)
-        self.precision = resolve_precision(device, precision)
+        self.precision = precision
         self.device = torch.device(device)
 
     def _ready(self, model):

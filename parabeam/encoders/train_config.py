@@ -56,7 +56,8 @@ class TrainConfig:
     epochs: int = option(1, "passes over the training pairs")
     max_minutes: float | None = option(None, "stop and save after this much training time")
     scale: float = option(20.0, "translation ranking: logit scale")
-    margin: float = option(0.3, "translation ranking: additive margin (LaBSE's 0.3)")
+    margin: float = option(0.3, "translation ranking: additive margin of the softmax (LaBSE's 0.3; not a mining "
+                           "margin)")
     extend_vocab: int = option(0, "default encoder: add up to N SentencePiece pieces trained on the training text",
                                metavar="N")
     # all: every weight trains; embeddings: only the token embedding table (the network that reads it stays the

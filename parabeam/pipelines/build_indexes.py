@@ -13,7 +13,8 @@ from parabeam.mining.index import IndexConfig
 from parabeam.pipelines import storage
 from parabeam.pipelines.counting import STATS, CountingDoFn, progress
 from parabeam.pipelines.records import IndexRef
-from parabeam.pipelines.sharing import limit_threads, with_hints
+from parabeam.pipelines.sharing import limit_threads
+from parabeam.pipelines.stage import Run, Stage, tagged
 
 
 class _BuildIndex(CountingDoFn):
@@ -44,7 +45,7 @@ class _BuildIndex(CountingDoFn):
             yield lang, ref
             return
         started = time.perf_counter()
-        with self.timed("index"):
+        with self.timed():
             index, _ = build_index(lambda i: storage.load_npy(refs[i].embeddings), sizes, d, self.config, factory)
             storage.write_bytes_atomic(path, serialize(index))
         self.count(f"languages/{lang}/indexed", index.ntotal)
@@ -53,23 +54,32 @@ class _BuildIndex(CountingDoFn):
         yield lang, ref
 
 
-class BuildIndexes(beam.PTransform):
+class BuildIndexes(Stage):
+    """``ShardRef`` -> ``(lang, IndexRef)``: one FAISS index per mined language over all its shards."""
+
+    inputs = ("embedded",)
+    outputs = ("indexes", STATS)
+    timing = "index"
+
     def __init__(self, config: IndexConfig, work_dir: str, languages: list[str], hints: dict[str, str] | None = None,
                  threads: int = 0):
-        super().__init__()
+        super().__init__(hints)
         self.config = config
         self.work_dir = work_dir
         self.languages = set(languages)
-        self.hints = hints or {}
         self.threads = threads
+
+    @classmethod
+    def for_run(cls, run: Run) -> BuildIndexes:
+        return cls(run.config.index, run.work, run.mined_languages, cls.run_hints(run), run.config.cpu_threads)
 
     def expand(self, shard_refs):
         wanted = self.languages
-        return (
+        return tagged(
             shard_refs
             | "KeyByLanguage" >> beam.Map(lambda ref: (ref.lang, ref))
             | "OnlyMinedLanguages" >> beam.Filter(lambda kv: kv[0] in wanted)
             | "GroupByLanguage" >> beam.GroupByKey()
-            | "Build" >> with_hints(beam.ParDo(_BuildIndex(self.config, self.work_dir, self.threads)),
-                                    self.hints).with_outputs(STATS, main="indexes")
-        )
+            | "Build" >> self.pardo(_BuildIndex(self.config, self.work_dir, self.threads),
+                                    hinted=True).with_outputs(STATS, main="indexes"),
+            "indexes", STATS)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import codecs
-import dataclasses
 import json
 import logging
 import re
@@ -58,10 +57,10 @@ def _mine_parser(sub) -> None:
 
 def _encoder_flags(p) -> None:
     """``--encoder`` and the ``--langs`` that ``--encoder auto`` chooses by (as ``parabeam mine`` does)."""
+    from parabeam.options import add_flags
     from parabeam.pipelines.config import EmbedConfig
 
-    help_text = next(f.metadata["help"] for f in dataclasses.fields(EmbedConfig) if f.name == "encoder")
-    p.add_argument("--encoder", default="auto", metavar="SPEC", help=help_text + " (default: auto)")
+    add_flags(p, EmbedConfig, only=("encoder",), plain=True)
     p.add_argument("--langs", metavar="L1[,L2]",
                    help="languages of the text (ISO 639-1 or NLLB codes), which --encoder auto chooses the bundled "
                         "encoder by (without them: the widest one, e5-small)")
@@ -82,6 +81,9 @@ def _resolved_encoder(args) -> tuple[str, str | None]:
 
 
 def _eval_parser(sub) -> None:
+    from parabeam.mining.config import MiningConfig
+    from parabeam.options import add_flags
+
     p = sub.add_parser("eval", help="evaluate an encoder")
     ev = p.add_subparsers(dest="task", required=True)
     t = ev.add_parser("tatoeba", help="Tatoeba-style similarity search accuracy (%%), mean of both directions",
@@ -96,10 +98,8 @@ def _eval_parser(sub) -> None:
     b.add_argument("--tgt", required=True, help="target sentences, ID<TAB>sentence per line")
     b.add_argument("--gold", required=True, help="known pairs, SRC_ID<TAB>TGT_ID per line")
     _encoder_flags(b)
-    b.add_argument("--margin", choices=["ratio", "distance", "absolute"], default="ratio", help="margin function")
-    b.add_argument("--retrieval", choices=["forward", "backward", "intersection", "max"], default="max",
-                   help="candidate selection")
-    b.add_argument("--k", type=int, default=4, help="neighbours for the margin (default 4)")
+    # LASER's BUCC evaluation scores with the ratio margin (parabeam mine's default is distance)
+    add_flags(b, MiningConfig, only=("margin", "retrieval", "k"), plain=True, defaults={"margin": "ratio"})
     x = ev.add_parser("xsim", help="xsim error rate (%%) on line-aligned files, margin-based", allow_abbrev=False)
     x.add_argument("--src", required=True, help="one sentence per line; line i translates line i of --tgt")
     x.add_argument("--tgt", required=True, help="one sentence per line, as many lines as --src")
@@ -122,8 +122,8 @@ def _export_parser(sub) -> None:
 
 def _score_parser(sub) -> None:
     from parabeam.mining.config import MiningConfig
+    from parabeam.options import add_flags
 
-    defaults = MiningConfig()
     p = sub.add_parser("score", help="score given pairs with the margin, without mining (filter a bitext)",
                        allow_abbrev=False)
     p.add_argument("--src", help="source sentences, one per line (line-aligned with --tgt)")
@@ -133,15 +133,16 @@ def _score_parser(sub) -> None:
     p.add_argument("--output", required=True, metavar="FILE",
                    help="TSV with a header: score, cosine, src, tgt; one line per input pair, in input order")
     _encoder_flags(p)
-    p.add_argument("--margin", choices=["distance", "ratio", "absolute"], default=defaults.margin,
-                   help=f"margin function (default: {defaults.margin}, as parabeam mine)")
-    p.add_argument("--k", type=int, default=defaults.k, help=f"neighbours for the margin (default {defaults.k})")
+    add_flags(p, MiningConfig, only=("margin", "k"), plain=True)  # as parabeam mine
     p.add_argument("--reference", nargs=2, metavar=("SRC_SAMPLE", "TGT_SAMPLE"),
                    help="monolingual samples (one sentence per line) to take each side's neighbourhood from, for "
                         "small inputs (default: the given sentences themselves)")
 
 
 def _embed_parser(sub) -> None:
+    from parabeam.options import add_flags
+    from parabeam.pipelines.config import EmbedConfig
+
     p = sub.add_parser("embed", help="embed a text file (one sentence per line) into an .npy of unit vectors",
                        allow_abbrev=False)
     p.add_argument("--input", required=True, metavar="FILE", help="one sentence per line (.gz ok; any Beam filesystem)")
@@ -149,9 +150,7 @@ def _embed_parser(sub) -> None:
                    help="(lines, dim) float32 L2-normalised vectors, row i for line i")
     _encoder_flags(p)
     p.add_argument("--fp16", action="store_true", help="write float16 (half the size)")
-    p.add_argument("--device", help="cpu, cuda (default: cuda when present)")
-    p.add_argument("--precision", choices=["auto", "fp32", "fp16", "bf16", "int8"], default="auto",
-                   help="inference precision (auto: bf16 on CUDA, fp32 on CPU)")
+    add_flags(p, EmbedConfig, only=("device", "precision", "max_tokens"), plain=True)
 
 
 def _train_parser(sub) -> None:
@@ -223,7 +222,7 @@ def _run_mine(args, beam_args: list[str], verbose: bool) -> int:
 def _print_summary(report: dict, output: str) -> None:
     from apache_beam.io.filesystems import FileSystems
 
-    from parabeam.pipelines.html_report import STAGES
+    from parabeam.pipelines.mine import timing_order
 
     docs = report.get("documents", {})
     print(f"parabeam: read {docs.get('out', 0):,} documents, {report.get('sentences', {}).get('in', 0):,} segments "
@@ -244,7 +243,8 @@ def _print_summary(report: dict, output: str) -> None:
         print(f"  {name}: {n:,} pairs{at} -> {folder}/ ({files})")
     seconds = report.get("seconds", {})
     if seconds:
-        print("  busy time per stage: " + ", ".join(f"{s} {seconds[s] / 1000:.1f} s" for s in STAGES if s in seconds))
+        busy = [f"{s} {seconds[s] / 1000:.1f} s" for s in timing_order() if s in seconds]
+        print("  busy time per stage: " + ", ".join(busy))
     print(f"report: {output.rstrip('/')}/report.html (and report.json)")
 
 
@@ -258,7 +258,7 @@ def _run_export(args) -> int:
 
 def _run_score(args) -> int:
     from parabeam.encoders.registry import load_encoder
-    from parabeam.pipelines.export import read_pairs, score_pairs
+    from parabeam.pipelines.score import read_pairs, score_pairs
 
     src, tgt = read_pairs(args.src, args.tgt, args.pairs)  # before the encoder loads
     spec, _ = _resolved_encoder(args)
@@ -274,7 +274,8 @@ def _run_embed(args) -> int:
     from parabeam.pipelines.embed_shards import load_configured_encoder
 
     spec, _ = _resolved_encoder(args)
-    encoder = load_configured_encoder(EmbedConfig(encoder=spec, device=args.device, precision=args.precision))
+    encoder = load_configured_encoder(EmbedConfig(encoder=spec, device=args.device, precision=args.precision,
+                                                  max_tokens=args.max_tokens))
     rows, dim = embed_file(encoder, args.input, args.output, fp16=args.fp16)
     print(json.dumps({"output": args.output, "rows": rows, "dim": dim, "dtype": "float16" if args.fp16 else "float32",
                       "encoder": spec}))

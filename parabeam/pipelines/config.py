@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any, Literal
+from typing import Any
 
+from parabeam.encoders.base import PRECISIONS
 from parabeam.mining.config import MiningConfig
 from parabeam.mining.index import IndexConfig
 from parabeam.mining.text import SEGMENT_MODES
@@ -35,10 +36,10 @@ class TextConfig:
                                     "labels", metavar="N")
     lid_fallback_ratio: float = option(0.1, "document fallback: or at least this share of the top label's "
                                        "probability")
-    segment: Literal["auto", "sentence", "line", "both"] = option(
+    segment: str = option(
         "auto", "mining units: auto (a line of at most --auto-max-sentences sentences whole, longer ones split), "
         "sentence (every line split), line (every line whole), both (short lines whole and as their sentences, "
-        "one alignment kept per piece of text)")
+        "one alignment kept per piece of text)", choices=SEGMENT_MODES)
     # 4: on the comparable-news development sets, whole lines of up to 4 sentences gained 0.5 F1 on ja-en over 2
     # and changed nothing elsewhere (benchmarks/RESULTS.md)
     auto_max_sentences: int = option(
@@ -69,13 +70,14 @@ class EmbedConfig:
         "| hf:PATH_OR_NAME[#pooling=cls|mean|pooler] | st:DIR[#prompt=NAME] | a parabeam train directory",
         metavar="SPEC")
     device: str | None = option(None, "cpu, cuda, cuda:1 (default: cuda when present)")
-    precision: Literal["auto", "fp32", "fp16", "bf16", "int8"] = option(
-        "auto", "inference precision (auto: bf16 on CUDA, fp32 on CPU; int8: dynamic quantisation, CPU)")
+    precision: str = option(
+        "auto", "inference precision (auto: bf16 on CUDA, fp32 on CPU; int8: dynamic quantisation, CPU)",
+        choices=PRECISIONS)
     max_tokens: int | None = option(None, "padded tokens per encoder batch (default: 2048 on CPU, 65536 on CUDA)")
 
     def __post_init__(self) -> None:
-        if self.precision not in ("auto", "fp32", "fp16", "bf16", "int8"):
-            raise ValueError(f"precision must be auto, fp32, fp16, bf16 or int8; got {self.precision!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}; got {self.precision!r}")
 
 
 RESOURCE_HINTS = ("accelerator", "min_ram", "cpu_count")
@@ -85,14 +87,16 @@ RESOURCE_HINTS = ("accelerator", "min_ram", "cpu_count")
 class ResourceConfig:
     """Beam resource hints per heavy stage, so a runner can place them on suitable workers (Dataflow: GPU
     workers for ``embed`` and ``search``, high-memory ones for ``index``). Values as Beam takes them, e.g.
-    ``accelerator: "type:nvidia-l4;count:1;install-nvidia-driver"``, ``min_ram: 32GB``. Empty: no hint."""
+    ``accelerator: "type:nvidia-l4;count:1;install-nvidia-driver"``, ``min_ram: 32GB``. Empty: no hint. A field
+    is named after the ``timing`` of the stage it hints (``parabeam.pipelines.stage``); a test checks that each
+    names one."""
 
     embed: dict[str, str] = option(help="resource hints of EmbedShards", cli=False, default_factory=dict)
     index: dict[str, str] = option(help="resource hints of BuildIndexes", cli=False, default_factory=dict)
     search: dict[str, str] = option(help="resource hints of SearchNeighbours", cli=False, default_factory=dict)
 
     def __post_init__(self) -> None:
-        for stage in ("embed", "index", "search"):
+        for stage in (f.name for f in dataclasses.fields(self)):
             unknown = set(getattr(self, stage) or {}) - set(RESOURCE_HINTS)
             if unknown:
                 raise ValueError(f"unknown resource hint(s) {sorted(unknown)} for {stage}; known: {RESOURCE_HINTS}")

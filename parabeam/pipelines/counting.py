@@ -25,7 +25,10 @@ __all__ = ["NAMESPACE", "PROGRESS", "STATS", "CountingDoFn", "nest_stats", "prog
 
 
 class CountingDoFn(StorageDoFn):
-    """A DoFn with ``self.count(name, n)``; counts leave as ``(name, n)`` on the ``stats`` output per bundle."""
+    """A DoFn with ``self.count(name, n)``; counts leave as ``(name, n)`` on the ``stats`` output per bundle.
+    ``timing``: the stage's name for its busy time (``Stage.pardo`` sets it)."""
+
+    timing: str | None = None
 
     def start_bundle(self):
         self._counts: Counter[str] = Counter()
@@ -37,17 +40,18 @@ class CountingDoFn(StorageDoFn):
             beam.metrics.Metrics.counter(NAMESPACE, name).inc(n)
 
     @contextlib.contextmanager
-    def timed(self, stage: str):
-        """Counts the block's wall time under ``seconds/<stage>`` (milliseconds)."""
+    def timed(self):
+        """Counts the block's wall time under ``seconds/<timing>`` (milliseconds)."""
+        stage = self._timing()
         started = time.perf_counter()
         try:
             yield
         finally:
             self._seconds[stage] += time.perf_counter() - started
 
-    def timed_iter(self, stage: str, items: Iterator) -> Iterator:
+    def timed_iter(self, items: Iterator) -> Iterator:
         """``items`` with the time spent producing them (not consuming them downstream) counted as ``timed``."""
-        items = iter(items)
+        stage, items = self._timing(), iter(items)
         while True:
             started = time.perf_counter()
             try:
@@ -57,6 +61,9 @@ class CountingDoFn(StorageDoFn):
                 return
             self._seconds[stage] += time.perf_counter() - started
             yield item
+
+    def _timing(self) -> str:
+        return self.timing or "unstaged"  # a DoFn run outside a stage (a unit test)
 
     def finish_bundle(self):
         for stage, seconds in self._seconds.items():

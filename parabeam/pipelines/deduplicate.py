@@ -8,6 +8,7 @@ import apache_beam as beam
 from parabeam.mining.text import normalise_for_dedup
 from parabeam.pipelines.counting import STATS, CountingDoFn
 from parabeam.pipelines.records import provenance_key
+from parabeam.pipelines.stage import Run, Stage, tagged
 
 
 class _KeepFirst(beam.CombineFn):
@@ -42,13 +43,20 @@ class _CountDuplicates(CountingDoFn):
         yield lang, sentence
 
 
-class Deduplicate(beam.PTransform):
+class Deduplicate(Stage):
     """``(lang, Sentence)`` -> the same, one per normalised text and language."""
 
+    inputs = ("identified",)
+    outputs = ("unique", STATS)
+
+    @classmethod
+    def for_run(cls, run: Run) -> Deduplicate:
+        return cls()
+
     def expand(self, identified):
-        return (
+        return tagged(
             identified
             | "KeyByNormalised" >> beam.Map(lambda kv: ((kv[0], normalise_for_dedup(kv[1].text)), kv[1]))
             | "KeepFirst" >> beam.CombinePerKey(_KeepFirst())
-            | "CountDuplicates" >> beam.ParDo(_CountDuplicates()).with_outputs(STATS, main="unique")
-        )
+            | "CountDuplicates" >> self.pardo(_CountDuplicates()).with_outputs(STATS, main="unique"),
+            "unique", STATS)

@@ -12,6 +12,7 @@ import numpy as np
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
+from parabeam.pipelines.storage import create_atomic
 from parabeam.progress import progress
 
 CHUNK = 20_000
@@ -32,8 +33,7 @@ def embed_file(encoder, source: str, target: str, *, fp16: bool = False, chunk: 
     header = {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False,
               "shape": (n, encoder.dim)}
     started, done = time.perf_counter(), 0
-    tmp = f"{target}.tmp-{int(time.time() * 1000)}"
-    with FileSystems.create(tmp, compression_type=CompressionTypes.UNCOMPRESSED) as out:
+    with create_atomic(target) as out:
         np.lib.format.write_array_header_1_0(out, header)
         batch: list[str] = []
 
@@ -54,7 +54,4 @@ def embed_file(encoder, source: str, target: str, *, fp16: bool = False, chunk: 
                 flush()
         if batch:
             flush()
-    if FileSystems.exists(target):
-        FileSystems.delete([target])
-    FileSystems.rename([tmp], [target])
     return n, encoder.dim

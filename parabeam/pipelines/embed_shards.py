@@ -15,17 +15,17 @@ import json
 import logging
 import time
 
-import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 
-from parabeam.mining.bitext import SHARD_META_SCHEMA, table_to_parquet_bytes
 from parabeam.mining.text import CLEANING_VERSION, clean_sentence, text_length
 from parabeam.pipelines import storage
+from parabeam.pipelines.bitext import SHARD_META_SCHEMA, table_to_parquet_bytes
 from parabeam.pipelines.config import EmbedConfig
 from parabeam.pipelines.counting import STATS, CountingDoFn, progress
 from parabeam.pipelines.records import ShardRef, provenance_key
-from parabeam.pipelines.sharing import SharedResource, limit_threads, with_hints
+from parabeam.pipelines.sharing import SharedResource, limit_threads
+from parabeam.pipelines.stage import Run, Stage, tagged
 
 log = logging.getLogger("parabeam")
 
@@ -45,14 +45,12 @@ META_VERSION = hashlib.sha256(SHARD_META_SCHEMA.to_string().encode()).hexdigest(
 
 def vector_settings(config: EmbedConfig) -> str:
     """Everything but the texts that determines a shard's vectors, as a string for cache keys."""
-    import torch
-
-    from parabeam.encoders.base import resolve_precision
+    from parabeam.encoders.base import run_settings
     from parabeam.encoders.registry import encoder_fingerprint
 
-    device = config.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device, precision = run_settings(config.device, config.precision)
     return json.dumps({"encoder": encoder_fingerprint(config.encoder), "device": device.split(":")[0],
-                       "precision": resolve_precision(device, config.precision), "max_tokens": config.max_tokens,
+                       "precision": precision, "max_tokens": config.max_tokens,
                        "cleaning": CLEANING_VERSION}, sort_keys=True)
 
 
@@ -116,7 +114,7 @@ class _Embed(CountingDoFn):
             return
         started = time.perf_counter()
         report = _EmbedProgress(f"{lang} shard {shard_id}", started)
-        with self.timed("embed"):
+        with self.timed():
             encoder = self.encoder
             texts = [clean_sentence(s.text) for s in sentences]
             embeddings = encoder.encode(texts, progress=report).astype(np.float16)  # (n, d)
@@ -134,16 +132,23 @@ def _meta_table(sentences) -> pa.Table:
                     schema=SHARD_META_SCHEMA)
 
 
-class EmbedShards(beam.PTransform):
+class EmbedShards(Stage):
     """``((lang, shard), [Sentence])`` -> ``ShardRef``: encode each shard, store fp16 vectors + metadata."""
 
+    inputs = ("shards",)
+    outputs = ("embedded", STATS)
+    timing = "embed"
+
     def __init__(self, config: EmbedConfig, work_dir: str, hints: dict[str, str] | None = None, threads: int = 0):
-        super().__init__()
+        super().__init__(hints)
         self.config = config
         self.work_dir = work_dir
-        self.hints = hints or {}
         self.threads = threads
 
+    @classmethod
+    def for_run(cls, run: Run) -> EmbedShards:
+        return cls(run.config.embed, run.work, cls.run_hints(run), run.config.cpu_threads)
+
     def expand(self, shards):
-        encode = with_hints(beam.ParDo(_Embed(self.config, self.work_dir, self.threads)), self.hints)
-        return shards | "Encode" >> encode.with_outputs(STATS, main="shards")
+        encode = self.pardo(_Embed(self.config, self.work_dir, self.threads), hinted=True)
+        return tagged(shards | "Encode" >> encode.with_outputs(STATS, main="embedded"), "embedded", STATS)

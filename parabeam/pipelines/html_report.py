@@ -11,8 +11,7 @@ from __future__ import annotations
 import html
 import io
 import json
-
-STAGES = ("read", "split", "identify", "embed", "index", "search", "select", "write")
+from collections.abc import Sequence
 
 
 def _histogram_svg(pair: str, info: dict) -> str:
@@ -94,7 +93,8 @@ def _encoder_note(settings: dict) -> str:
     return html.escape(f" · encoder: {encoder['resolved']}{why}")
 
 
-def render(report: dict) -> str:
+def render(report: dict, stages: Sequence[str]) -> str:
+    """report.html from report.json's content; ``stages``: the stages' timing names in pipeline order."""
     settings = report.get("settings", {})
     parts = [f"<h1>parabeam run {html.escape(str(settings.get('run_id', '')))}</h1>",
              "<p>Languages: " + html.escape(", ".join(settings.get("languages", []))) + " &middot; inputs: "
@@ -119,7 +119,8 @@ def render(report: dict) -> str:
         ("language", "identified", "of which by document", "kept", "embedded", "reused from cache", "dropped")))
     seconds = report.get("seconds", {})
     parts.append("<h2>Time per stage</h2><p>Busy time of each stage's own work, summed over workers.</p>" + _table(
-        [(stage, f"{seconds[stage] / 1000:.1f} s") for stage in STAGES if stage in seconds], ("stage", "time")))
+        [(stage, f"{seconds[stage] / 1000:.1f} s") for stage in stages if stage in seconds],
+        ("stage", "time")))
     if report.get("wall_seconds") is not None:
         parts.append(f"<p>Wall time of the run: {report['wall_seconds']:.1f} s.</p>")
     parts.append("<h2>Settings</h2><pre>" + html.escape(json.dumps(settings.get("config", {}), indent=2)) + "</pre>")

@@ -3,13 +3,12 @@ with the document-level fallback (``parabeam.mining.text.decide_language``)."""
 
 from __future__ import annotations
 
-import apache_beam as beam
-
 from parabeam.mining.languages import Language, close_varieties, code_by_lid_label, fold_aliases
 from parabeam.mining.text import clean_sentence, decide_language, shared_language_identifier
 from parabeam.pipelines.config import TextConfig
 from parabeam.pipelines.counting import STATS, CountingDoFn
 from parabeam.pipelines.records import Sentence
+from parabeam.pipelines.stage import Run, Stage, tagged
 
 
 class _Identify(CountingDoFn):
@@ -23,7 +22,7 @@ class _Identify(CountingDoFn):
         self.lid = shared_language_identifier()
 
     def process(self, sentence: Sentence):
-        with self.timed("identify"):
+        with self.timed():
             decided = self._decide(sentence)
         if decided is not None:
             yield decided
@@ -58,15 +57,22 @@ class _Identify(CountingDoFn):
         return None
 
 
-class IdentifyLanguage(beam.PTransform):
+class IdentifyLanguage(Stage):
     """Sentences -> ``(lang_code, Sentence)`` for the requested languages above the LID threshold."""
+
+    inputs = ("sentences",)
+    outputs = ("identified", STATS)
+    timing = "identify"
 
     def __init__(self, config: TextConfig, languages: list[Language]):
         super().__init__()
         self.config = config
         self.languages = languages
 
+    @classmethod
+    def for_run(cls, run: Run) -> IdentifyLanguage:
+        return cls(run.config.text, run.languages)
+
     def expand(self, sentences):
-        return sentences | "LID" >> beam.ParDo(_Identify(self.config, self.languages)).with_outputs(
-            STATS, main="identified"
-        )
+        return tagged(sentences | "LID" >> self.pardo(_Identify(self.config, self.languages)).with_outputs(
+            STATS, main="identified"), "identified", STATS)

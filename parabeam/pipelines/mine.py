@@ -14,7 +14,6 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from parabeam.mining.bitext import CANDIDATE_SCHEMA
 from parabeam.mining.languages import Language, language_pairs
 from parabeam.pipelines import html_report, storage
 from parabeam.pipelines.build_indexes import BuildIndexes
@@ -29,14 +28,39 @@ from parabeam.pipelines.records import pair_name
 from parabeam.pipelines.score_margins import ScoreMargins
 from parabeam.pipelines.search_neighbours import SearchNeighbours
 from parabeam.pipelines.second_pass import SecondPass
-from parabeam.pipelines.select_pairs import SelectPairs
+from parabeam.pipelines.select_pairs import THRESHOLDS, SelectPairs
 from parabeam.pipelines.shard import Shard
 from parabeam.pipelines.split_sentences import SplitSentences
-from parabeam.pipelines.write_bitext import WriteBitext
+from parabeam.pipelines.stage import Run, Stage, check_outputs
+from parabeam.pipelines.write_bitext import WriteBitext, WriteCandidates
 from parabeam.pipelines.write_report import WriteReport
 from parabeam.progress import progress
 
 log = logging.getLogger("parabeam")
+
+
+# The pipeline, in order: each stage reads the named outputs of stages above it (``Stage.inputs``), and its busy
+# time appears in report.html in this order. Adding a stage is its module plus one line here.
+STAGES: tuple[type[Stage], ...] = (
+    ReadDocuments,
+    SplitSentences,
+    IdentifyLanguage,
+    Deduplicate,
+    Shard,
+    EmbedShards,
+    BuildIndexes,
+    SearchNeighbours,
+    ScoreMargins,
+    SelectPairs,
+    SecondPass,
+    WriteBitext,
+    WriteCandidates,
+)
+
+
+def timing_order() -> list[str]:
+    """The stages' timing names in pipeline order (report.html's timing table)."""
+    return list(dict.fromkeys(stage.timing for stage in STAGES if stage.timing))
 
 
 def build_pipeline(
@@ -61,36 +85,21 @@ def build_pipeline(
         "config": config.to_dict(),
         **(settings or {}),
     }
-    code_pairs = [(a.code, b.code) for a, b in pairs]
-    mined_languages = sorted({code for pair in code_pairs for code in pair})
-    threads, hints, mining = config.cpu_threads, config.resources, config.mining
-
-    docs = p | "ReadDocuments" >> ReadDocuments(paths)
-    sentences = docs.documents | "SplitSentences" >> SplitSentences(config.text)
-    identified = sentences.sentences | "IdentifyLanguage" >> IdentifyLanguage(config.text, languages)
-    unique = identified.identified | "Deduplicate" >> Deduplicate()
-    shards = unique.unique | "Shard" >> Shard(config.shard_size)
-    embedded = shards | "EmbedShards" >> EmbedShards(config.embed, work, hints.embed, threads)
-    indexes = embedded.shards | "BuildIndexes" >> BuildIndexes(config.index, work, mined_languages, hints.index,
-                                                               threads)
-    neighbours = (embedded.shards, indexes.indexes) | "SearchNeighbours" >> SearchNeighbours(
-        code_pairs, mining.search_k, config.index, hints.search, threads)
-    scored = neighbours["neighbours"] | "ScoreMargins" >> ScoreMargins(mining.margin, mining.k)
-    first = (scored["candidates"], indexes.indexes) | "SelectPairs" >> SelectPairs(code_pairs, mining,
-                                                                                  config.keep_candidates)
-    final = (neighbours["neighbours"], first["first"], scored["means"], first["segments"]) | "SecondPass" >> (
-        SecondPass(code_pairs, mining))
-    written = (final["pairs"], indexes.indexes) | "WriteBitext" >> WriteBitext(output, code_pairs,
-                                                                               config.embed.encoder, run_id)
-    stats = [docs.stats, sentences.stats, identified.stats, unique.stats, embedded.stats, indexes.stats,
-             neighbours["stats"], first["stats"], final["stats"], written[STATS]]
-    if config.keep_candidates:
-        kept = (final["candidates"], indexes.indexes) | "WriteCandidates" >> WriteBitext(
-            output, code_pairs, config.embed.encoder, run_id, folder="candidates", schema=CANDIDATE_SCHEMA)
-        stats.append(kept[STATS])
-    stats = tuple(stats)
-    all_stats = stats | "AllCounts" >> beam.Flatten()
-    _ = (all_stats, first["thresholds"]) | "WriteReport" >> WriteReport(output, settings)
+    run = Run(paths=paths, languages=languages, pairs=[(a.code, b.code) for a, b in pairs], output=output,
+              work=work, config=config, run_id=run_id)
+    produced: dict[str, beam.PCollection] = {}
+    stats = []
+    for stage_cls in STAGES:
+        if not stage_cls.enabled(run):
+            continue
+        stage = stage_cls.for_run(run)
+        inputs = tuple(produced[name] for name in stage.inputs)
+        source = p if not inputs else inputs[0] if len(inputs) == 1 else inputs
+        outputs = check_outputs(stage, source | stage_cls.__name__ >> stage)
+        stats.extend(pcoll for name, pcoll in outputs.items() if name == STATS)
+        produced.update({name: pcoll for name, pcoll in outputs.items() if name != STATS})
+    all_stats = tuple(stats) | "AllCounts" >> beam.Flatten()
+    _ = (all_stats, produced[THRESHOLDS]) | "WriteReport" >> WriteReport(output, settings)
 
 
 def resolve_encoder(config: RunConfig, pairs: list[tuple[Language, Language]]) -> tuple[RunConfig, dict]:
@@ -163,6 +172,7 @@ def run(
         raise RuntimeError(f"{staging}/report.json was not written by this run ({run_id})")
     report["wall_seconds"] = round(time.perf_counter() - started, 1)
     storage.write_bytes_atomic(report_path, json.dumps(report, indent=2, sort_keys=True).encode("utf-8"))
-    storage.write_bytes_atomic(storage.join(staging, "report.html"), html_report.render(report).encode("utf-8"))
+    page = html_report.render(report, timing_order())
+    storage.write_bytes_atomic(storage.join(staging, "report.html"), page.encode("utf-8"))
     out.commit(run_id)
     return report

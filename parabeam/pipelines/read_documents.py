@@ -1,6 +1,6 @@
 """ReadDocuments: input files -> ``Document`` records (WET, CCNet JSON lines or plain text, plain or gzip).
 
-The parsing is ``parabeam.mining.readers``; a bad record or file is counted by reason and skipped.
+The parsing is ``parabeam.pipelines.readers``; a bad record or file is counted by reason and skipped.
 """
 
 from __future__ import annotations
@@ -11,8 +11,9 @@ import apache_beam as beam
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from parabeam.mining.readers import read_documents
 from parabeam.pipelines.counting import STATS, CountingDoFn
+from parabeam.pipelines.readers import read_documents
+from parabeam.pipelines.stage import Run, Stage, tagged
 
 log = logging.getLogger("parabeam")
 
@@ -61,24 +62,31 @@ class _ReadFile(CountingDoFn):
         self.count("files/read")
         self._read = 0
         with stream:
-            for doc in self.timed_iter("read", read_documents(stream, path, self._event)):
+            for doc in self.timed_iter(read_documents(stream, path, self._event)):
                 self._read += 1
                 self.count("documents/in")
                 self.count("documents/out")
                 yield doc
 
 
-class ReadDocuments(beam.PTransform):
+class ReadDocuments(Stage):
     """File paths -> ``Document`` records (WET, CCNet JSONL or plain text, plain or gzip)."""
+
+    outputs = ("documents", STATS)
+    timing = "read"
 
     def __init__(self, paths: list[str]):
         super().__init__()
         self.paths = paths
 
+    @classmethod
+    def for_run(cls, run: Run) -> ReadDocuments:
+        return cls(run.paths)
+
     def expand(self, pbegin):
-        return (
+        return tagged(
             pbegin
             | "ListFiles" >> beam.Create(self.paths)
             | "SpreadFiles" >> beam.Reshuffle()
-            | "ParseFiles" >> beam.ParDo(_ReadFile()).with_outputs(STATS, main="documents")
-        )
+            | "ParseFiles" >> self.pardo(_ReadFile()).with_outputs(STATS, main="documents"),
+            "documents", STATS)

@@ -36,7 +36,7 @@ class ShardRef(NamedTuple):
     shard_id: int
     size: int
     embeddings: str  # path of the (n, d) float16 .npy
-    metadata: str  # path of the Parquet with one row per embedding row (parabeam.mining.bitext.SHARD_META_SCHEMA)
+    metadata: str  # path of the Parquet with one row per embedding row (parabeam.pipelines.bitext.SHARD_META_SCHEMA)
 
 
 class IndexRef(NamedTuple):

@@ -8,6 +8,7 @@ import apache_beam as beam
 import numpy as np
 
 from parabeam.pipelines.records import Neighbours
+from parabeam.pipelines.stage import Run, Stage
 
 
 def _means_block(nb: Neighbours, k: int):
@@ -36,13 +37,20 @@ class _Score(beam.DoFn):
                                                        self.margin, nb.first_row))
 
 
-class ScoreMargins(beam.PTransform):
+class ScoreMargins(Stage):
     """``Neighbours`` -> ``{"candidates": (pair, (direction, Candidates)), "means": ((pair, direction), (n,))}``."""
+
+    inputs = ("neighbours",)
+    outputs = ("candidates", "means")
 
     def __init__(self, margin: str, k: int):
         super().__init__()
         self.margin = margin
         self.k = k
+
+    @classmethod
+    def for_run(cls, run: Run) -> ScoreMargins:
+        return cls(run.config.mining.margin, run.config.mining.k)
 
     def expand(self, neighbours):
         k = self.k

@@ -18,7 +18,8 @@ from parabeam.mining.index import IndexConfig
 from parabeam.pipelines import storage
 from parabeam.pipelines.counting import STATS, CountingDoFn, progress
 from parabeam.pipelines.records import IndexRef, Neighbours, pair_name
-from parabeam.pipelines.sharing import SharedResource, limit_threads, with_hints
+from parabeam.pipelines.sharing import SharedResource, limit_threads
+from parabeam.pipelines.stage import Run, Stage
 
 PARTIAL_BWD = "partial_bwd"
 
@@ -72,10 +73,10 @@ class _Search(CountingDoFn):
         self.count(f"search/{name}/{direction}", len(queries))
         started = time.perf_counter()
         if direction == "fwd" and shares_gemm(target):
-            with self.timed("search"):
+            with self.timed():
                 results = list(self._both_ways(name, target, queries, first_row))
         else:
-            with self.timed("search"):
+            with self.timed():
                 D, I = search(self._index(target), queries, self.k, self.config.nprobe)
             results = [Neighbours(name, direction, first_row, D, I)]
         progress("searched %s: %s shard %d (%d segments, %s) in %.1f s", name, ref.lang, ref.shard_id, len(queries),
@@ -126,17 +127,24 @@ class _MergeTopK(beam.CombineFn):
         return acc
 
 
-class SearchNeighbours(beam.PTransform):
+class SearchNeighbours(Stage):
     """``(ShardRef, {lang: IndexRef})`` -> ``{"neighbours": Neighbours, "stats": counts}``."""
+
+    inputs = ("embedded", "indexes")
+    outputs = ("neighbours", STATS)
+    timing = "search"
 
     def __init__(self, pairs: list[tuple[str, str]], k: int, config: IndexConfig, hints: dict[str, str] | None = None,
                  threads: int = 0):
-        super().__init__()
+        super().__init__(hints)
         self.pairs = pairs
         self.k = k
         self.config = config
-        self.hints = hints or {}
         self.threads = threads
+
+    @classmethod
+    def for_run(cls, run: Run) -> SearchNeighbours:
+        return cls(run.pairs, run.config.mining.search_k, run.config.index, cls.run_hints(run), run.config.cpu_threads)
 
     def expand(self, inputs):
         shard_refs, indexes = inputs
@@ -153,9 +161,8 @@ class SearchNeighbours(beam.PTransform):
             shard_refs
             | "Tasks" >> beam.FlatMap(tasks)
             | "SpreadTasks" >> beam.Reshuffle()
-            | "Search" >> with_hints(
-                beam.ParDo(_Search(self.k, self.config, self.threads), beam.pvalue.AsDict(indexes)), self.hints,
-            ).with_outputs(STATS, PARTIAL_BWD, main="neighbours")
+            | "Search" >> self.pardo(_Search(self.k, self.config, self.threads), beam.pvalue.AsDict(indexes),
+                                     hinted=True).with_outputs(STATS, PARTIAL_BWD, main="neighbours")
         )
         backward = (
             searched[PARTIAL_BWD]

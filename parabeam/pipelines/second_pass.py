@@ -11,6 +11,7 @@ from parabeam.mining.passes import DROP_REASONS
 from parabeam.pipelines.counting import STATS, CountingDoFn, progress
 from parabeam.pipelines.records import Neighbours, pair_name
 from parabeam.pipelines.score_margins import ScoreMargins
+from parabeam.pipelines.stage import Run, Stage
 
 
 class _Refill(beam.DoFn):
@@ -44,7 +45,7 @@ class _FinishPair(CountingDoFn):
         self.config = config
 
     def process(self, element, segments):
-        from parabeam.mining.pairs import select
+        from parabeam.mining.pairs import select_tagged
         from parabeam.mining.passes import finish
 
         name, (firsts, blocks) = element
@@ -54,9 +55,8 @@ class _FinishPair(CountingDoFn):
         blocks = list(blocks)
         again = None
         if firsts[0].floor is not None and blocks:
-            again = select([c for d, c in blocks if d == "fwd"], [c for d, c in blocks if d == "bwd"],
-                           self.config.retrieval)
-        with self.timed("select"):
+            again = select_tagged(blocks, self.config.retrieval)[0]
+        with self.timed():
             done = finish(firsts[0], again, config=self.config, src=segments[src_lang], tgt=segments[tgt_lang])
         for key, n in done.counts.items():
             self.count(_COUNT_NAMES[key].format(name), n)
@@ -67,14 +67,22 @@ class _FinishPair(CountingDoFn):
         yield name, done.pairs, {}
 
 
-class SecondPass(beam.PTransform):
-    """``(neighbours, first, means, segments)`` -> ``{"pairs": (pair, MinedPairs, {}), "candidates": (pair,
+class SecondPass(Stage):
+    """``(neighbours, first, means, segments)`` -> ``{"pairs": (pair, MinedPairs, {}), "kept_candidates": (pair,
     MinedPairs, {"selected": bool array}) (with keep_candidates), "stats": counts}``."""
+
+    inputs = ("neighbours", "first", "means", "segments")
+    outputs = ("pairs", "kept_candidates", STATS)
+    timing = "select"
 
     def __init__(self, pairs: list[tuple[str, str]], config: MiningConfig):
         super().__init__()
         self.pairs = pairs
         self.config = config
+
+    @classmethod
+    def for_run(cls, run: Run) -> SecondPass:
+        return cls(run.pairs, run.config.mining)
 
     def expand(self, inputs):
         neighbours, first, means, segments = inputs
@@ -87,7 +95,7 @@ class SecondPass(beam.PTransform):
         finished = (
             (first, scored["candidates"])
             | "JoinPasses" >> beam.CoGroupByKey()
-            | "Finish" >> beam.ParDo(_FinishPair(self.pairs, cfg), beam.pvalue.AsDict(segments)).with_outputs(
+            | "Finish" >> self.pardo(_FinishPair(self.pairs, cfg), beam.pvalue.AsDict(segments)).with_outputs(
                 STATS, CANDIDATES, main="pairs")
         )
-        return {"pairs": finished.pairs, "candidates": finished[CANDIDATES], "stats": finished[STATS]}
+        return {"pairs": finished.pairs, "kept_candidates": finished[CANDIDATES], STATS: finished[STATS]}

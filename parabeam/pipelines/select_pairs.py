@@ -13,6 +13,7 @@ from parabeam.mining.config import MiningConfig
 from parabeam.pipelines import metadata, storage
 from parabeam.pipelines.counting import STATS, CountingDoFn, progress
 from parabeam.pipelines.records import pair_name
+from parabeam.pipelines.stage import Run, Stage
 
 THRESHOLDS = "thresholds"
 
@@ -65,18 +66,16 @@ class _SelectPair(CountingDoFn):
 
     def process(self, element, indexes, segments):
         from parabeam.mining.calibrate import choose_threshold
-        from parabeam.mining.pairs import runner_up_scores, select
+        from parabeam.mining.pairs import runner_up_scores, select_tagged
         from parabeam.mining.passes import first_pass
 
         name, blocks = element
         src_lang, tgt_lang = self.pairs[name]
-        blocks = list(blocks)
-        fwd, bwd = [c for d, c in blocks if d == "fwd"], [c for d, c in blocks if d == "bwd"]
-        selected = select(fwd, bwd, self.config.retrieval)
+        selected, fwd, bwd = select_tagged(blocks, self.config.retrieval)
         is_gold = None
         if self._gold is not None:
             is_gold = self._known_pairs(selected, indexes[src_lang], indexes[tgt_lang])
-        with self.timed("select"):
+        with self.timed():
             threshold, info = choose_threshold(selected.score, self.config, is_gold,
                                                len(self._gold) if self._gold is not None else 0,
                                                null=runner_up_scores(fwd, bwd))
@@ -102,9 +101,13 @@ class _SelectPair(CountingDoFn):
         return np.array([(norm(s), norm(t)) in self._gold for s, t in zip(src_text, tgt_text)], dtype=bool)
 
 
-class SelectPairs(beam.PTransform):
+class SelectPairs(Stage):
     """``(candidates, indexes)`` -> ``{"first": (pair, FirstPass), "segments": (lang, Segments),
     "thresholds": (pair, info), "stats": counts}``."""
+
+    inputs = ("candidates", "indexes")
+    outputs = ("first", "segments", THRESHOLDS, STATS)
+    timing = "select"
 
     def __init__(self, pairs: list[tuple[str, str]], config: MiningConfig, keep_candidates: bool = False):
         super().__init__()
@@ -112,13 +115,17 @@ class SelectPairs(beam.PTransform):
         self.config = config
         self.keep_candidates = keep_candidates
 
+    @classmethod
+    def for_run(cls, run: Run) -> SelectPairs:
+        return cls(run.pairs, run.config.mining, run.config.keep_candidates)
+
     def expand(self, inputs):
         candidates, indexes = inputs
         segments = indexes | "ReadSegments" >> beam.ParDo(_ReadSegments())
         first = (
             candidates
             | "GroupByPair" >> beam.GroupByKey()
-            | "FirstPass" >> beam.ParDo(_SelectPair(self.pairs, self.config, self.keep_candidates),
+            | "FirstPass" >> self.pardo(_SelectPair(self.pairs, self.config, self.keep_candidates),
                                         beam.pvalue.AsDict(indexes),
                                         beam.pvalue.AsDict(segments)).with_outputs(STATS, THRESHOLDS, main="first")
         )

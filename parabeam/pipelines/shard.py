@@ -9,6 +9,7 @@ import math
 import apache_beam as beam
 
 from parabeam.pipelines.records import Sentence
+from parabeam.pipelines.stage import Run, Stage
 
 
 def stable_hash(text: str) -> int:
@@ -21,10 +22,20 @@ def shard_of(sentence: Sentence, n_shards: int) -> int:
     return stable_hash(sentence.text) % n_shards
 
 
-class Shard(beam.PTransform):
+class Shard(Stage):
+    """``(lang, Sentence)`` -> ``((lang, shard), [Sentence])``: shards of about ``shard_size`` sentences, by a
+    stable hash of the text."""
+
+    inputs = ("unique",)
+    outputs = ("shards",)
+
     def __init__(self, shard_size: int):
         super().__init__()
         self.shard_size = shard_size
+
+    @classmethod
+    def for_run(cls, run: Run) -> Shard:
+        return cls(run.config.shard_size)
 
     def expand(self, unique):
         counts = unique | "CountPerLanguage" >> beam.combiners.Count.PerKey()
@@ -35,8 +46,8 @@ class Shard(beam.PTransform):
             n_shards = max(1, math.ceil(counts[lang] / size))
             return (lang, shard_of(sentence, n_shards)), sentence
 
-        return (
+        return {"shards": (
             unique
             | "AssignShard" >> beam.Map(assign, counts=beam.pvalue.AsDict(counts))
             | "GroupShards" >> beam.GroupByKey()
-        )
+        )}

@@ -1,11 +1,8 @@
-"""SplitSentences: documents -> mining units (sentences, and with segment=auto short lines whole), with length
-filters; the splitting is ``parabeam.mining.text``."""
+"""SplitSentences: documents -> mining units (by ``segment``: lines of few sentences whole, the others split into
+sentences), with length filters; the splitting is ``parabeam.mining.text``."""
 
 from __future__ import annotations
 
-import apache_beam as beam
-
-from parabeam.mining.readers import Document
 from parabeam.mining.text import (
     WHOLE_MULTI_SENTENCE_LINE,
     clean_sentence,
@@ -15,7 +12,9 @@ from parabeam.mining.text import (
 )
 from parabeam.pipelines.config import TextConfig
 from parabeam.pipelines.counting import STATS, CountingDoFn
+from parabeam.pipelines.readers import Document
 from parabeam.pipelines.records import Sentence
+from parabeam.pipelines.stage import Run, Stage, tagged
 
 
 class _Split(CountingDoFn):
@@ -26,7 +25,7 @@ class _Split(CountingDoFn):
         self.lid = shared_language_identifier() if self.config.doc_lid_threshold <= 1.0 else None
 
     def process(self, doc: Document):
-        yield from self.timed_iter("split", self._sentences(doc))
+        yield from self.timed_iter(self._sentences(doc))
 
     def _sentences(self, doc: Document):
         doc_label, doc_prob = "", 0.0
@@ -35,7 +34,7 @@ class _Split(CountingDoFn):
         position = 0
         for segment in split_segments(doc.text, self.config.segment, self.config.auto_max_sentences):
             self.count("sentences/in")
-            if segment.part == WHOLE_MULTI_SENTENCE_LINE:  # also a unit of its own in segment=auto
+            if segment.part == WHOLE_MULTI_SENTENCE_LINE:  # a line that segment=both also splits
                 self.count("sentences/whole_lines")
             length = text_length(segment.text)
             if length < self.config.min_chars:
@@ -51,12 +50,21 @@ class _Split(CountingDoFn):
             position += 1
 
 
-class SplitSentences(beam.PTransform):
+class SplitSentences(Stage):
     """Documents -> sentences, with length filters."""
+
+    inputs = ("documents",)
+    outputs = ("sentences", STATS)
+    timing = "split"
 
     def __init__(self, config: TextConfig):
         super().__init__()
         self.config = config
 
+    @classmethod
+    def for_run(cls, run: Run) -> SplitSentences:
+        return cls(run.config.text)
+
     def expand(self, docs):
-        return docs | "Split" >> beam.ParDo(_Split(self.config)).with_outputs(STATS, main="sentences")
+        return tagged(docs | "Split" >> self.pardo(_Split(self.config)).with_outputs(STATS, main="sentences"),
+                      "sentences", STATS)

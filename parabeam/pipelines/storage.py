@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import uuid
 
@@ -16,14 +17,28 @@ def join(*parts: str) -> str:
     return FileSystems.join(*parts)
 
 
-def write_bytes_atomic(path: str, data: bytes) -> None:
-    """Write to a temporary name beside ``path`` and rename when complete, so readers never see half a file."""
+@contextlib.contextmanager
+def create_atomic(path: str):
+    """A binary stream to a temporary name beside ``path``, renamed to ``path`` when the block completes (and
+    removed if it fails), so readers never see half a file."""
     tmp = f"{path}.tmp-{uuid.uuid4().hex[:12]}"
-    with FileSystems.create(tmp, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-        f.write(data)
+    try:
+        with FileSystems.create(tmp, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+            yield f
+    except BaseException:
+        try:
+            FileSystems.delete([tmp])
+        except Exception:  # noqa: BLE001 - the original error is the one to report
+            pass
+        raise
     if FileSystems.exists(path):
         FileSystems.delete([path])
     FileSystems.rename([tmp], [path])
+
+
+def write_bytes_atomic(path: str, data: bytes) -> None:
+    with create_atomic(path) as f:
+        f.write(data)
 
 
 class _CountingWriter:
@@ -55,14 +70,10 @@ def write_parquet_atomic(path: str, table, rows_per_group: int) -> None:
     renamed when complete."""
     import pyarrow.parquet as pq
 
-    tmp = f"{path}.tmp-{uuid.uuid4().hex[:12]}"
-    with FileSystems.create(tmp, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+    with create_atomic(path) as f:
         with pq.ParquetWriter(_CountingWriter(f), table.schema, compression="zstd") as writer:
             for start in range(0, max(table.num_rows, 1), rows_per_group):
                 writer.write_table(table.slice(start, rows_per_group))
-    if FileSystems.exists(path):
-        FileSystems.delete([path])
-    FileSystems.rename([tmp], [path])
 
 
 def read_bytes(path: str) -> bytes:

@@ -15,10 +15,11 @@ import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 
-from parabeam.mining.bitext import BITEXT_SCHEMA
 from parabeam.pipelines import metadata, storage
+from parabeam.pipelines.bitext import BITEXT_SCHEMA, CANDIDATE_SCHEMA
 from parabeam.pipelines.counting import STATS, CountingDoFn, progress
 from parabeam.pipelines.records import pair_name
+from parabeam.pipelines.stage import Run, Stage, tagged
 
 ROWS_PER_FILE = 200_000
 ROWS_PER_GROUP = 50_000
@@ -103,7 +104,7 @@ class _WriteFile(CountingDoFn):
         self.schema = schema
 
     def process(self, element):
-        with self.timed("write"):
+        with self.timed():
             path, n = self._write(element)
         progress("wrote %s/%s (%d rows)", self.folder, path.split(f"/{self.folder}/", 1)[-1], n)
         yield path
@@ -127,18 +128,25 @@ class _WriteFile(CountingDoFn):
         return path, n
 
 
-class WriteBitext(beam.PTransform):
+class WriteBitext(Stage):
     """``((pair, MinedPairs, extra columns), indexes)`` -> written file paths (and counts)."""
 
-    def __init__(self, output: str, pairs: list[tuple[str, str]], encoder_name: str, run_id: str,
-                 folder: str = "bitext", schema: pa.Schema = BITEXT_SCHEMA):
+    inputs = ("pairs", "indexes")
+    outputs = ("files", STATS)
+    timing = "write"
+    folder = "bitext"
+    schema = BITEXT_SCHEMA
+
+    def __init__(self, output: str, pairs: list[tuple[str, str]], encoder_name: str, run_id: str):
         super().__init__()
         self.output = output
         self.pairs = {pair_name(a, b): (a, b) for a, b in pairs}
         self.encoder_name = encoder_name
         self.run_id = run_id
-        self.folder = folder
-        self.schema = schema
+
+    @classmethod
+    def for_run(cls, run: Run) -> WriteBitext:
+        return cls(run.output, run.pairs, run.config.embed.encoder, run.run_id)
 
     def expand(self, inputs):
         found, indexes = inputs
@@ -149,10 +157,25 @@ class WriteBitext(beam.PTransform):
             | "GroupByShard" >> beam.GroupByKey()
             | "ReadRows" >> beam.ParDo(_ReadRows())
         )
-        return (
+        main = self.outputs[0]
+        return tagged(
             (rows, planned[SCORES])
             | "BothParts" >> beam.Flatten()
             | "GroupByFile" >> beam.GroupByKey()
-            | "WriteParquet" >> beam.ParDo(_WriteFile(self.output, self.pairs, self.encoder_name, self.run_id,
-                                                      self.folder, self.schema)).with_outputs(STATS, main="files")
-        )
+            | "WriteParquet" >> self.pardo(_WriteFile(self.output, self.pairs, self.encoder_name, self.run_id,
+                                                      self.folder, self.schema)).with_outputs(STATS, main=main),
+            main, STATS)
+
+
+class WriteCandidates(WriteBitext):
+    """With --keep-candidates: every candidate above the floor, with its ``selected`` flag, to
+    ``OUTPUT/candidates/``."""
+
+    inputs = ("kept_candidates", "indexes")
+    outputs = ("candidate_files", STATS)
+    folder = "candidates"
+    schema = CANDIDATE_SCHEMA
+
+    @classmethod
+    def enabled(cls, run: Run) -> bool:
+        return run.config.keep_candidates
