@@ -46,17 +46,12 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import corpus_vectors, slug  # noqa: E402
+from common import corpus_vectors, f1_score, read_lines, slug  # noqa: E402
 from news_bucc import SegmentScorer, plain_miner  # noqa: E402
 
 DATA = os.path.join(REPO, "..", "shared", "data", "wmt_newstest")
 DEV_LANGS = ("es", "tr", "pl", "ja")
 HELD_OUT_LANGS = ("it", "hu", "fi", "ro", "et", "lv", "lt", "hi")
-
-
-def _lines(path: str) -> list[str]:
-    with open(path, encoding="utf-8", newline="") as f:
-        return [line.rstrip("\r\n").strip() for line in f]
 
 
 def parallel_lines(lang: str) -> list[tuple[str, str]]:
@@ -66,12 +61,12 @@ def parallel_lines(lang: str) -> list[tuple[str, str]]:
         folder = os.path.join(DATA, year)
         multi = os.path.join(folder, f"newstest{year}.{lang}")
         if os.path.exists(multi):
-            pairs += list(zip(_lines(multi), _lines(os.path.join(folder, f"newstest{year}.en"))))
+            pairs += list(zip(read_lines(multi), read_lines(os.path.join(folder, f"newstest{year}.en"))))
         for direction in (f"{lang}-en", f"en-{lang}"):
             sub = os.path.join(folder, direction)
             for x_file in sorted(glob.glob(os.path.join(sub, f"*.{lang}"))):
                 en_file = x_file[: -len(lang)] + "en"
-                x, en = _lines(x_file), _lines(en_file)
+                x, en = read_lines(x_file), read_lines(en_file)
                 if len(x) != len(en):
                     raise ValueError(f"{x_file} and {en_file} differ in length")
                 pairs += list(zip(x, en))
@@ -116,15 +111,11 @@ def build_corpus(lang: str, out_dir: str, seed: int = 0, n_gold: int = 2000) -> 
             "n_tgt": len(tgt), "gold": set(gold), "src": src, "tgt": tgt}
 
 
-def _f1(p: float, r: float) -> float:
-    return 200 * p * r / max(p + r, 1e-9)
-
-
 def exact_scores(pairs, gold: set) -> dict:
     mined = set(pairs)
     tp = len(mined & gold)
     p, r = tp / max(len(mined), 1), tp / max(len(gold), 1)
-    return {"f1": _f1(p, r), "precision": 100 * p, "recall": 100 * r, "pairs": len(mined)}
+    return {"f1": f1_score(p, r), "precision": 100 * p, "recall": 100 * r, "pairs": len(mined)}
 
 
 def exact_oracle(scored, gold: set) -> dict:
@@ -132,7 +123,7 @@ def exact_oracle(scored, gold: set) -> dict:
     best, tp = {"f1": 0.0, "threshold": float("inf")}, 0
     for j, (s, t, sc) in enumerate(sorted(scored, key=lambda c: -c[2]), 1):
         tp += (s, t) in gold
-        f1 = _f1(tp / j, tp / len(gold))
+        f1 = f1_score(tp / j, tp / len(gold))
         if f1 > best["f1"]:
             best = {"f1": f1, "threshold": sc}
     return best

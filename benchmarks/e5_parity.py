@@ -18,14 +18,9 @@ import sys
 
 import numpy as np
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
-DATA = os.path.join(REPO, "..", "shared", "data")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-
-def _lines(path: str) -> list[str]:
-    with open(path, encoding="utf-8", newline="") as f:
-        return [line.rstrip("\r\n") for line in f]
+from common import DATA, read_lines  # noqa: E402
 
 
 def main() -> None:
@@ -41,7 +36,7 @@ def main() -> None:
     fast = PreTrainedTokenizerFast.from_pretrained(ours.model_dir)
     files = (sorted(glob.glob(f"{DATA}/flores200_devtest/*.devtest")) + sorted(glob.glob(f"{DATA}/tatoeba/tatoeba.*"))
              + sorted(glob.glob(f"{DATA}/ntrex128/newstest2019-*.txt")))
-    texts = [t for path in files for t in _lines(path)]
+    texts = [t for path in files for t in read_lines(path, strip=False)]
     exact = ours.token_ids(texts)
     counts = sum(len(ids) != engine.token_count(t, True) for t, ids in zip(texts, exact))
     fast_ids = fast(["query: " + t for t in texts])["input_ids"]
@@ -50,7 +45,7 @@ def main() -> None:
                       "fast_examples": [t[:60] for t in fast_differs[:5]]}), flush=True)
     worst = []
     for path in sorted(glob.glob(f"{DATA}/flores200_devtest/*.devtest")):
-        lines = _lines(path)[: args.per_language]
+        lines = read_lines(path, strip=False)[: args.per_language]
         cos = (ours.encode(lines) * engine.query(lines)).sum(axis=1)
         worst.append(float(cos.min()))
         print(json.dumps({"language": os.path.basename(path).split(".")[0], "sentences": len(lines),

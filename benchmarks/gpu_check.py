@@ -27,6 +27,10 @@ import numpy as np
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from common import read_lines  # noqa: E402
+
 ENCODERS = ("muse-v3", "e5-small")
 TATOEBA = ["ara", "cmn", "deu", "fra", "ind", "ita", "jpn", "kor", "nld", "pol", "por", "rus", "spa", "tha", "tur"]
 
@@ -41,15 +45,10 @@ def _cuda() -> bool:
     return torch.cuda.is_available()
 
 
-def _lines(path: str) -> list[str]:
-    with open(path, encoding="utf-8") as f:
-        return [line.rstrip("\n") for line in f if line.strip()]
-
-
 def _flores(data: str) -> list[str]:
     folder = os.path.join(data, "flores200_devtest")
     return [t for name in sorted(os.listdir(folder)) if name.endswith(".devtest")
-            for t in _lines(os.path.join(folder, name))]
+            for t in read_lines(os.path.join(folder, name), strip=False, skip_empty=True)]
 
 
 def _timed(encoder, texts: list[str]) -> tuple[np.ndarray, float]:
@@ -94,8 +93,9 @@ def tatoeba(data: str, encoders=ENCODERS) -> None:
             encoder = load_encoder(name, device=device, precision=precision)
             accs = []
             for lang in TATOEBA:
-                src = _lines(os.path.join(data, "tatoeba", f"tatoeba.{lang}-eng.{lang}"))
-                tgt = _lines(os.path.join(data, "tatoeba", f"tatoeba.{lang}-eng.eng"))
+                folder = os.path.join(data, "tatoeba")
+                src = read_lines(os.path.join(folder, f"tatoeba.{lang}-eng.{lang}"), strip=False, skip_empty=True)
+                tgt = read_lines(os.path.join(folder, f"tatoeba.{lang}-eng.eng"), strip=False, skip_empty=True)
                 accs.append(tatoeba_accuracy(encoder.encode(src), encoder.encode(tgt))["accuracy"])
             _say(check="tatoeba", encoder=name, device=device, precision=precision,
                  mean_accuracy=round(sum(accs) / len(accs), 2))

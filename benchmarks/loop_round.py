@@ -48,8 +48,9 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from common import read_lines  # noqa: E402
 from comparable_news import exact_scores  # noqa: E402
-from news_bucc import DATA, SegmentScorer, _lines, build_corpus  # noqa: E402
+from news_bucc import DATA, SegmentScorer, build_corpus  # noqa: E402
 
 TATOEBA = {"ar": "ara", "zh": "cmn", "de": "deu", "fr": "fra", "ru": "rus", "es": "spa", "it": "ita", "ja": "jpn",
            "pl": "pol", "tr": "tur"}
@@ -60,7 +61,7 @@ FLORES = {"cs": "ces_Latn", "fi": "fin_Latn", "ro": "ron_Latn", "hi": "hin_Deva"
 def captions_corpus(out_dir: str, n_gold: int, n_extra: int) -> set[tuple[str, str]]:
     from sample.make_sample import write_wet
 
-    cs, en = _lines(f"{DATA}/multi30k/train.cs.gz"), _lines(f"{DATA}/multi30k/train.en.gz")
+    cs, en = read_lines(f"{DATA}/multi30k/train.cs.gz"), read_lines(f"{DATA}/multi30k/train.en.gz")
     if n_gold + 2 * n_extra > len(cs):
         raise SystemExit(f"Multi30k has {len(cs)} lines; n_gold + 2 n_extra = {n_gold + 2 * n_extra}")
     gold = {(cs[i], en[i]) for i in range(n_gold) if cs[i] and en[i]}

@@ -23,7 +23,6 @@ Run: ``python benchmarks/news_bucc.py --langs de,fr,zh [--work /tmp/newsbucc]``.
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import os
 import subprocess
@@ -33,6 +32,9 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from common import f1_score, read_lines  # noqa: E402
 
 DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "data")
 # X -> (NTREX code, FLORES code, extra parallel source: ("multi30k", code) or ("tico19", dir, code))
@@ -49,25 +51,20 @@ SOURCES = {
 }
 
 
-def _lines(path: str) -> list[str]:
-    opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rt", encoding="utf-8", newline="") as f:
-        return [line.rstrip("\r\n").strip() for line in f]
-
-
 def _extra(spec) -> tuple[list[str], list[str]]:
     if spec[0] == "multi30k":
-        return _lines(f"{DATA}/multi30k/train.{spec[1]}.gz"), _lines(f"{DATA}/multi30k/train.en.gz")
+        return read_lines(f"{DATA}/multi30k/train.{spec[1]}.gz"), read_lines(f"{DATA}/multi30k/train.en.gz")
     _, directory, code = spec
-    return _lines(f"{DATA}/tico19/{directory}/tico19-test.{code}"), _lines(f"{DATA}/tico19/{directory}/tico19-test.en")
+    folder = f"{DATA}/tico19/{directory}"
+    return read_lines(f"{folder}/tico19-test.{code}"), read_lines(f"{folder}/tico19-test.en")
 
 
 def build_corpus(lang: str, out_dir: str, n_gold: int, n_extra: int) -> dict:
     ntrex_code, flores_code, extra_spec = SOURCES[lang]
-    ntrex_x = _lines(f"{DATA}/ntrex128/newstest2019-ref.{ntrex_code}.txt")
-    ntrex_en = _lines(f"{DATA}/ntrex128/newstest2019-src.eng.txt")
-    flores_x = _lines(f"{DATA}/flores200_devtest/{flores_code}.devtest")
-    flores_en = _lines(f"{DATA}/flores200_devtest/eng_Latn.devtest")
+    ntrex_x = read_lines(f"{DATA}/ntrex128/newstest2019-ref.{ntrex_code}.txt")
+    ntrex_en = read_lines(f"{DATA}/ntrex128/newstest2019-src.eng.txt")
+    flores_x = read_lines(f"{DATA}/flores200_devtest/{flores_code}.devtest")
+    flores_en = read_lines(f"{DATA}/flores200_devtest/eng_Latn.devtest")
     extra_x, extra_en = _extra(extra_spec)
     extra_x, extra_en = extra_x[: 2 * n_extra], extra_en[: 2 * n_extra]
     half_f, half_e = len(flores_x) // 2, len(extra_x) // 2
@@ -119,10 +116,6 @@ def plain_miner(encoder, src_texts: list[str], tgt_texts: list[str], k: int = 4)
     return kept
 
 
-def _f1(p: float, r: float) -> float:
-    return 200 * p * r / max(p + r, 1e-9)
-
-
 class SegmentScorer:
     """Scores mined text pairs against gold line pairs, sentence-aware: a pair is correct when its source is a
     sentence of a gold source line and its target a sentence of that line's translation (compared after
@@ -158,7 +151,7 @@ class SegmentScorer:
             correct += bool(hit)
             found |= hit
         p, r = correct / max(len(pairs), 1), len(found) / self.n_gold
-        return {"f1": _f1(p, r), "precision": 100 * p, "recall": 100 * r, "pairs": len(pairs)}
+        return {"f1": f1_score(p, r), "precision": 100 * p, "recall": 100 * r, "pairs": len(pairs)}
 
     def best_threshold(self, scored: list[tuple[str, str, float]]) -> dict:
         """F1 at the F1-optimal threshold over ``scored`` (an oracle: it uses the gold)."""
@@ -168,7 +161,7 @@ class SegmentScorer:
             hit = self.hits(s, t)
             correct += bool(hit)
             found |= hit
-            f1 = _f1(correct / j, len(found) / self.n_gold)
+            f1 = f1_score(correct / j, len(found) / self.n_gold)
             if f1 > best["f1"]:
                 best = {"f1": f1, "threshold": sc}
         return best
@@ -227,7 +220,7 @@ def parabeam_f1(lang: str, corpus_dir: str, scorer: SegmentScorer, gold_texts: s
         report = json.load(f)
     return {"parabeam_f1": scored["f1"], "parabeam_precision": scored["precision"],
             "parabeam_recall": scored["recall"], "parabeam_pairs": scored["pairs"],
-            "parabeam_f1_exact_text": _f1(exact_tp / max(len(mined), 1), exact_tp / len(gold_texts)),
+            "parabeam_f1_exact_text": f1_score(exact_tp / max(len(mined), 1), exact_tp / len(gold_texts)),
             "parabeam_wall_s": round(wall, 1), "_parabeam_found": scorer.found(mined),
             "parabeam_second_pass_pairs": report.get("second_pass", {}).get(f"{lang}-en", 0),
             "dropped": {"sentences": report["sentences"].get("dropped", {}),

@@ -28,8 +28,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import corpus_vectors  # noqa: E402
-from news_bucc import _f1  # noqa: E402
+from common import corpus_vectors, f1_score  # noqa: E402
 
 from parabeam.encoders.registry import calibration  # noqa: E402
 from parabeam.mining.calibrate import choose_threshold, threshold_from_gold  # noqa: E402
@@ -81,7 +80,7 @@ def one(work: str, lang: str, share: float, seed: int = 0, encoder: str = "muse-
         correct, n = _correct(mine_from_knn(fwd, bwd, config, threshold=t), hit)
         p, r = correct / max(n, 1), correct / len(gold)
         out[name] = {"threshold": round(float(t), 4), "precision": round(p, 4), "recall": round(r, 4),
-                     "f1": round(_f1(p, r), 2)}
+                     "f1": round(f1_score(p, r), 2)}
     return out
 
 

@@ -33,12 +33,11 @@ sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 DATA = os.path.join(REPO, "..", "shared", "data")
 
-from news_bucc import _f1  # noqa: E402
-from news_bucc import _lines as news_lines  # noqa: E402
+from common import f1_score, read_lines  # noqa: E402
 
 
 def _lines(path: str) -> list[str]:
-    return [line for line in news_lines(path) if line]
+    return [line for line in read_lines(path) if line]
 
 
 SOURCES = (("multi30k/train.de.gz", "multi30k/train.en.gz"),
@@ -48,7 +47,7 @@ SOURCES = (("multi30k/train.de.gz", "multi30k/train.en.gz"),
 
 def gold_pairs() -> set[tuple[str, str]]:
     """(German, English) lines that translate each other in the three sources (same line number)."""
-    return {(de, en) for d, e in SOURCES for de, en in zip(news_lines(f"{DATA}/{d}"), news_lines(f"{DATA}/{e}"))
+    return {(de, en) for d, e in SOURCES for de, en in zip(read_lines(f"{DATA}/{d}"), read_lines(f"{DATA}/{e}"))
             if de and en}
 
 
@@ -69,7 +68,7 @@ def accuracy(out: str, corpus: str, gold: set[tuple[str, str]]) -> dict:
     correct = sum((m["src_text"].strip(), m["tgt_text"].strip()) in reachable for m in mined)
     p, r = correct / max(len(mined), 1), correct / max(len(reachable), 1)
     return {"gold_pairs_present": len(reachable), "correct": correct, "precision": round(p, 4),
-            "recall": round(r, 4), "f1": round(_f1(p, r), 2)}
+            "recall": round(r, 4), "f1": round(f1_score(p, r), 2)}
 
 
 def pools() -> dict[str, list[str]]:
