@@ -19,7 +19,7 @@ from parabeam.mining.passes import (
     refilled_means,
     used_rows,
 )
-from parabeam.mining.select import greedy_one_to_one, greedy_one_to_one_loop
+from parabeam.mining.retrieval import greedy_one_to_one, greedy_one_to_one_loop
 from parabeam.mining.text import ALTERNATE_SENTENCE
 
 

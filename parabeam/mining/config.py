@@ -7,7 +7,7 @@ import dataclasses
 
 from parabeam.mining.knn import QUERY_BLOCK
 from parabeam.mining.margin import MARGINS
-from parabeam.mining.select import RETRIEVALS
+from parabeam.mining.retrieval import RETRIEVALS
 from parabeam.options import option
 
 # Artetxe & Schwenk 2019 use k = 4 neighbours for the margin (sec. 4.1).

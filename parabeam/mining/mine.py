@@ -17,7 +17,7 @@ from parabeam.mining.config import DEFAULT_K, MiningConfig
 from parabeam.mining.index import IndexConfig
 from parabeam.mining.knn import QUERY_BLOCK, knn_both_sharded
 from parabeam.mining.margin import knn_means
-from parabeam.mining.pairs import MinedPairs, empty_pairs, runner_up_scores, select, shard_candidates
+from parabeam.mining.pairs import MinedPairs, empty_pairs, retrieve, runner_up_scores, shard_candidates
 from parabeam.mining.passes import Segments, finish, first_pass, refill
 
 __all__ = ["DEFAULT_K", "MinedPairs", "MiningConfig", "candidates_from_knn", "mine", "mine_from_knn", "mine_indexed",
@@ -65,7 +65,7 @@ def candidates_with_null(fwd_knn: Knn, bwd_knn: Knn, config: MiningConfig) -> tu
         return empty_pairs(), np.zeros(0, np.float32)
     fwd = _candidates(fwd_knn, mean_src, mean_tgt, config.margin, config.k)
     bwd = _candidates(bwd_knn, mean_tgt, mean_src, config.margin, config.k)
-    return select(fwd, bwd, config.retrieval), runner_up_scores(fwd, bwd)
+    return retrieve(fwd, bwd, config.retrieval), runner_up_scores(fwd, bwd)
 
 
 def score_candidates(
@@ -107,7 +107,7 @@ def mine_from_knn(fwd_knn: Knn, bwd_knn: Knn, config: MiningConfig, threshold: f
     bwd2 = refilled(bwd_knn, first.removed_tgt, first.removed_src, _means(bwd_knn, k))
     mean_src = np.concatenate([m for *_, m in fwd2])
     mean_tgt = np.concatenate([m for *_, m in bwd2])
-    again = select(_candidates([(D, I) for D, I, _ in fwd2], mean_src, mean_tgt, config.margin, k),
+    again = retrieve(_candidates([(D, I) for D, I, _ in fwd2], mean_src, mean_tgt, config.margin, k),
                    _candidates([(D, I) for D, I, _ in bwd2], mean_tgt, mean_src, config.margin, k), config.retrieval)
     return finish(first, again, config=config, src=src, tgt=tgt).pairs
 

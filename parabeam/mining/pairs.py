@@ -1,7 +1,7 @@
 """Candidate pairs of one language pair: each sentence's best neighbour by margin, retrieval, thresholds.
 
 Pure numpy. ``Candidates`` hold one direction's best neighbour per query row, block by block (a shard of
-queries at a time, scored against neighbourhood means of the whole other language); ``select`` turns both
+queries at a time, scored against neighbourhood means of the whole other language); ``retrieve`` turns both
 directions into pairs (Artetxe & Schwenk 2019, sec. 3.2).
 """
 
@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from parabeam.mining.margin import margin_scores
-from parabeam.mining.select import RETRIEVALS, greedy_one_to_one
+from parabeam.mining.retrieval import RETRIEVALS, greedy_one_to_one
 
 
 @dataclasses.dataclass
@@ -98,15 +98,15 @@ def runner_up_scores(forward: Sequence[Candidates], backward: Sequence[Candidate
     return r[np.isfinite(r)]
 
 
-def select_tagged(blocks: Iterable[tuple[str, Candidates]], retrieval: str) -> tuple[MinedPairs, list, list]:
-    """``select`` over candidate blocks tagged with their direction (``"fwd"`` or ``"bwd"``, as the pipeline's
+def retrieve_tagged(blocks: Iterable[tuple[str, Candidates]], retrieval: str) -> tuple[MinedPairs, list, list]:
+    """``retrieve`` over candidate blocks tagged with their direction (``"fwd"`` or ``"bwd"``, as the pipeline's
     searches tag them), in any order: ``(selected, forward blocks, backward blocks)``."""
     blocks = list(blocks)
     forward, backward = [c for d, c in blocks if d == "fwd"], [c for d, c in blocks if d == "bwd"]
-    return select(forward, backward, retrieval), forward, backward
+    return retrieve(forward, backward, retrieval), forward, backward
 
 
-def select(forward: Sequence[Candidates], backward: Sequence[Candidates], retrieval: str) -> MinedPairs:
+def retrieve(forward: Sequence[Candidates], backward: Sequence[Candidates], retrieval: str) -> MinedPairs:
     """Candidate selection (Artetxe & Schwenk 2019, sec. 3.2) from both directions' best candidates, given as
     blocks in any order: forward (source -> target), backward (target -> source), intersection (a forward pick
     whose target picks it back), max (greedy one-to-one over the union). Sorted by decreasing score."""

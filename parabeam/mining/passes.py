@@ -3,7 +3,7 @@
 Both the Beam pipeline (``parabeam.pipelines.select_pairs`` and ``second_pass``) and the in-memory miner
 (``parabeam.mining.mine``) call these functions; a rule changes here and nowhere else.
 
-1. ``first_pass(selected, ...)``: the retrieval's candidates (``parabeam.mining.pairs.select``) at the threshold,
+1. ``first_pass(selected, ...)``: the retrieval's candidates (``parabeam.mining.pairs.retrieve``) at the threshold,
    minus weak alternates and overlaps (below). It also plans the second pass: which rows are now paired, and the
    cosine floor of second-pass pairs.
 2. ``refill(D, I, ...)`` per query shard: each neighbour list without the paired lines, and new neighbourhood

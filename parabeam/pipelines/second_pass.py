@@ -45,7 +45,7 @@ class _FinishPair(CountingDoFn):
         self.config = config
 
     def process(self, element, segments):
-        from parabeam.mining.pairs import select_tagged
+        from parabeam.mining.pairs import retrieve_tagged
         from parabeam.mining.passes import finish
 
         name, (firsts, blocks) = element
@@ -55,7 +55,7 @@ class _FinishPair(CountingDoFn):
         blocks = list(blocks)
         again = None
         if firsts[0].floor is not None and blocks:
-            again = select_tagged(blocks, self.config.retrieval)[0]
+            again = retrieve_tagged(blocks, self.config.retrieval)[0]
         with self.timed():
             done = finish(firsts[0], again, config=self.config, src=segments[src_lang], tgt=segments[tgt_lang])
         for key, n in done.counts.items():

@@ -66,12 +66,12 @@ class _SelectPair(CountingDoFn):
 
     def process(self, element, indexes, segments):
         from parabeam.mining.calibrate import choose_threshold
-        from parabeam.mining.pairs import runner_up_scores, select_tagged
+        from parabeam.mining.pairs import retrieve_tagged, runner_up_scores
         from parabeam.mining.passes import first_pass
 
         name, blocks = element
         src_lang, tgt_lang = self.pairs[name]
-        selected, fwd, bwd = select_tagged(blocks, self.config.retrieval)
+        selected, fwd, bwd = retrieve_tagged(blocks, self.config.retrieval)
         is_gold = None
         if self._gold is not None:
             is_gold = self._known_pairs(selected, indexes[src_lang], indexes[tgt_lang])

@@ -1,6 +1,6 @@
 """The retrieval strategies (forward | backward | intersection | max, Artetxe & Schwenk 2019, sec. 3.2) and the
 one-to-one matching of ``max`` ("max. strategy"). Applying them to candidates, and the threshold, live in
-``parabeam.mining.pairs`` (``select``, ``apply_threshold``)."""
+``parabeam.mining.pairs`` (``retrieve``, ``apply_threshold``)."""
 
 from __future__ import annotations
 
