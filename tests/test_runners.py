@@ -208,3 +208,29 @@ def test_resource_hints_reach_the_pipeline_graph(tmp_path):
     assert hints["BuildIndexes/Build/ParDo(_BuildIndex)"]["beam:resources:min_ram_bytes:v1"] == b"64000000000"
     text_stage = next(v for k, v in hints.items() if k.startswith("SplitSentences/"))
     assert "beam:resources:accelerator:v1" not in text_stage
+
+
+def test_worker_log_is_kept_and_named_only_for_a_failure_of_the_running_pipeline(tmp_path, monkeypatch):
+    # an error before the pipeline starts (a bad spec, an uncovered language) has no worker output to point at;
+    # one raised by the running pipeline keeps the log and names it
+    import tempfile
+
+    from parabeam.pipelines import beam_options
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    with pytest.raises(ValueError) as before:
+        with beam_options.worker_logs_to_file(True) as path:
+            raise ValueError("no bundled encoder covers mt")
+    assert not os.path.exists(path) and not getattr(before.value, "__notes__", None)
+
+    # through the CLI: an uncovered language under the multi-processing runner is one line, with no log named
+    code = main(["mine", "--input", f"{SAMPLE}/*.gz", "--langs", "mt,en", "--output", str(tmp_path / "out"),
+                 "--runner=DirectRunner", "--direct_running_mode=multi_processing", "--direct_num_workers=2"])
+    assert code != 0 and not list(tmp_path.glob("parabeam-workers-*"))
+
+    failure = RuntimeError("a worker failed")
+    failure.parabeam_pipeline_ran = True
+    with pytest.raises(RuntimeError):
+        with beam_options.worker_logs_to_file(True) as path:
+            raise failure
+    assert os.path.exists(path)

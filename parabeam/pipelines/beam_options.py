@@ -85,7 +85,8 @@ def local_worker_processes(beam_args: list[str]) -> bool:
 def worker_logs_to_file(enabled: bool):
     """While the block runs, this process's file descriptor 2 (which local worker processes inherit and log to,
     ~60 lines of start-up chatter per run) goes to a temporary file; yields its path (None when not enabled).
-    The file is removed when the block succeeds and kept (for the error message) when it fails."""
+    The file is kept (for the error message) only when the running pipeline failed (an error marked
+    ``parabeam_pipeline_ran``); an error before the pipeline started has nothing there to read."""
     if not enabled:
         yield None
         return
@@ -93,16 +94,18 @@ def worker_logs_to_file(enabled: bool):
     saved = os.dup(2)
     handle, path = tempfile.mkstemp(prefix="parabeam-workers-", suffix=".log")
     os.dup2(handle, 2)
-    ok = False
+    keep = False
     try:
         yield path
-        ok = True
+    except BaseException as err:
+        keep = getattr(err, "parabeam_pipeline_ran", False)
+        raise
     finally:
         sys.stderr.flush()
         os.dup2(saved, 2)
         os.close(saved)
         os.close(handle)
-        if ok:
+        if not keep:
             os.unlink(path)
 
 

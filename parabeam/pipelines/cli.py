@@ -212,7 +212,7 @@ def _run_mine(args, beam_args: list[str], verbose: bool) -> int:
             report = run(inputs=args.input, languages=languages, output=args.output, config=config,
                          pivot=args.pivot, beam_args=beam_args, overwrite=args.overwrite)
         except Exception as err:
-            if worker_log:
+            if worker_log and getattr(err, "parabeam_pipeline_ran", False):
                 err.add_note(f"worker logs: {worker_log}")
             raise
     _print_summary(report, args.output)

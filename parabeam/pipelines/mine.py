@@ -164,8 +164,12 @@ def run(
     build_pipeline(pipeline, paths=paths, languages=languages, pairs=pairs, output=staging, work=out.work,
                    config=config, run_id=run_id, settings={"replaces": previous, "encoder": encoder_settings})
     started = time.perf_counter()
-    result = pipeline.run()
-    result.wait_until_finish()
+    try:
+        result = pipeline.run()
+        result.wait_until_finish()
+    except Exception as err:
+        err.parabeam_pipeline_ran = True  # the CLI points at worker logs only for errors of the running pipeline
+        raise
     report_path = storage.join(staging, "report.json")
     report = json.loads(storage.read_bytes(report_path))
     if report.get("settings", {}).get("run_id") != run_id:
