@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import random
 import sys
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -37,3 +38,13 @@ def read_lines(path: str, *, strip: bool = True, skip_empty: bool = False) -> li
     if strip:
         lines = [line.strip() for line in lines]
     return [line for line in lines if line.strip()] if skip_empty else lines
+
+
+def cut_documents(lines: list[str], rng: random.Random, low: int = 5, high: int = 40) -> list[list[str]]:
+    """``lines`` in order, cut into documents of ``low`` to ``high`` lines (sizes drawn from ``rng``)."""
+    docs, start = [], 0
+    while start < len(lines):
+        size = rng.randint(low, high)
+        docs.append(lines[start:start + size])
+        start += size
+    return docs

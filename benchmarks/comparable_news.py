@@ -46,7 +46,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import corpus_vectors, f1_score, read_lines, slug  # noqa: E402
+from common import corpus_vectors, cut_documents, f1_score, read_lines, slug  # noqa: E402
 from news_bucc import SegmentScorer, plain_miner  # noqa: E402
 
 DATA = os.path.join(REPO, "..", "shared", "data", "wmt_newstest")
@@ -97,11 +97,8 @@ def build_corpus(lang: str, out_dir: str, seed: int = 0, n_gold: int = 2000) -> 
     rng.shuffle(tgt)
     os.makedirs(out_dir, exist_ok=True)
     for side, lines, code in (("src", src, lang), ("tgt", tgt, "en")):
-        docs, start, n = [], 0, 0
-        while start < len(lines):
-            size = rng.randint(5, 40)
-            docs.append((f"https://{code}.news.example/{n:05d}", "\n".join(lines[start:start + size])))
-            start, n = start + size, n + 1
+        docs = [(f"https://{code}.news.example/{n:05d}", "\n".join(doc))
+                for n, doc in enumerate(cut_documents(lines, rng))]
         write_wet(os.path.join(out_dir, f"{side}.warc.wet.gz"), docs)
         with open(os.path.join(out_dir, f"{side}.txt"), "w", encoding="utf-8") as f:
             f.writelines(line + "\n" for line in lines)

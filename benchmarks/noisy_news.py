@@ -35,7 +35,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import slug  # noqa: E402
+from common import cut_documents, slug  # noqa: E402
 from comparable_news import DEV_LANGS, build_corpus, exact_scores, mined_pairs, run_parabeam  # noqa: E402
 
 BOILERPLATE = [
@@ -81,15 +81,6 @@ def near_copy(line: str, rng: random.Random) -> str:
     return line.upper()
 
 
-def cut(lines: list[str], rng: random.Random) -> list[list[str]]:
-    docs, start = [], 0
-    while start < len(lines):
-        size = rng.randint(5, 40)
-        docs.append(lines[start:start + size])
-        start += size
-    return docs
-
-
 def noisy_corpus(lang: str, clean_dir: str, out_dir: str, seed: int = 0) -> dict:
     """The clean corpus of ``lang`` (built into ``clean_dir``) and a noisy copy in ``out_dir``; returns the gold and
     the noise lines by kind."""
@@ -97,7 +88,7 @@ def noisy_corpus(lang: str, clean_dir: str, out_dir: str, seed: int = 0) -> dict
 
     corpus = build_corpus(lang, clean_dir)
     rng = random.Random(seed)
-    src_docs, tgt_docs = cut(corpus["src"], rng), cut(corpus["tgt"], rng)
+    src_docs, tgt_docs = cut_documents(corpus["src"], rng), cut_documents(corpus["tgt"], rng)
     gold_en = {en for _, en in corpus["gold"]}
     english_pool = [line for line in corpus["tgt"] if line not in gold_en]  # distractors: their copies are junk
     noise: dict[str, set[str]] = {"boilerplate": set(BOILERPLATE), "numbers": set(), "english_copy": set(),
