@@ -103,8 +103,9 @@ def add_flags(parser, config_cls: type, *, only: tuple[str, ...] | None = None, 
     import argparse
 
     found = [f for f in flags(config_cls) if only is None or f.path[-1] in only]
-    if only is not None and {f.path[-1] for f in found} != set(only):
-        raise RuntimeError(f"{config_cls.__name__} has no flag for {sorted(set(only) - {f.path[-1] for f in found})}")
+    missing = set(only or ()) - {f.path[-1] for f in found}
+    if missing:
+        raise RuntimeError(f"{config_cls.__name__} has no flag for {sorted(missing)}")
     for f in found:
         dest = f.path[-1] if plain else "cfg__" + "__".join(f.path)
         default = (defaults or {}).get(f.path[-1], f.default) if plain else None

@@ -30,6 +30,7 @@ from parabeam.options import option
 
 log = logging.getLogger("parabeam")
 
+
 @dataclasses.dataclass(frozen=True)
 class IndexConfig:
     kind: str = option("auto", "auto (by size) | flat | ivf | ivfpq | a FAISS factory string",

@@ -108,7 +108,7 @@ def mine_from_knn(fwd_knn: Knn, bwd_knn: Knn, config: MiningConfig, threshold: f
     mean_src = np.concatenate([m for *_, m in fwd2])
     mean_tgt = np.concatenate([m for *_, m in bwd2])
     again = retrieve(_candidates([(D, I) for D, I, _ in fwd2], mean_src, mean_tgt, config.margin, k),
-                   _candidates([(D, I) for D, I, _ in bwd2], mean_tgt, mean_src, config.margin, k), config.retrieval)
+                     _candidates([(D, I) for D, I, _ in bwd2], mean_tgt, mean_src, config.margin, k), config.retrieval)
     return finish(first, again, config=config, src=src, tgt=tgt).pairs
 
 
