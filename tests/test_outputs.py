@@ -129,12 +129,18 @@ def test_score_keeps_input_order_and_reads_tsv_and_parquet(tmp_path):
     assert open(tmp_path / "p.tsv", encoding="utf-8").read() == open(tmp_path / "q.tsv", encoding="utf-8").read()
 
 
-def test_report_html_is_self_contained_with_a_plot_per_pair(sample_output):
+def test_report_html_is_self_contained_with_two_plots_per_pair(sample_output):
     with open(os.path.join(sample_output, "report.html"), encoding="utf-8") as f:
         page = f.read()
     with open(os.path.join(sample_output, "report.json"), encoding="utf-8") as f:
-        pairs = json.load(f)["settings"]["pairs"]
-    assert page.count("<svg") == len(pairs) == 10
+        report = json.load(f)
+    pairs = report["settings"]["pairs"]
+    # per pair the score histogram and the estimated precision by threshold (mining.calibrate.precision_curve)
+    assert page.count("<svg") == 2 * len(pairs) == 20 and page.count("estimated precision of the candidates") >= 10
+    for pair in pairs:
+        curve = report["thresholds"][pair]["precision_curve"]
+        assert [t for t, _ in curve] == sorted((t for t, _ in curve), reverse=True)
+        assert all(0.0 <= p <= 1.0 for _, p in curve) and 0 < report["thresholds"][pair]["estimated_precision"] <= 1
     import re
 
     assert not re.search(r"""(?:src|href)\s*=\s*["']?(?:https?:)?//""", page)  # nothing fetched from a network

@@ -258,3 +258,56 @@ def test_a_mostly_parallel_corpus_keeps_its_pairs(tmp_path):
     mined = [(r["src_text"], r["tgt_text"]) for r in pq.read_table(out / "bitext").to_pylist()]
     correct = sum(pair in gold for pair in mined)
     assert correct / len(mined) > 0.95 and correct / len(gold) > 0.9
+
+
+def test_pair_filters_drop_junk_with_reasons_and_export_puts_them_back(tmp_path, monkeypatch):
+    # 20 true pairs and four kinds of junk, each junk pair given one shared vector (as an encoder blind to what
+    # the filters read would): the pipeline keeps the true pairs, drops each junk pair for its reason, counts the
+    # drops, and keeps the dropped pairs among the candidates for `export --allow`
+    from parabeam.mining.text import clean_sentence
+
+    with open(os.path.join(SAMPLE, "gold.tsv"), encoding="utf-8") as f:
+        rows = [r for r in csv.DictReader(f, delimiter="\t") if (r["src_lang"], r["tgt_lang"]) == ("en", "de")]
+    true = [(r["tgt_text"], r["src_text"]) for r in rows[:20]]
+    junk = {"numbers": ("Die Stadt hat 45.000 Einwohner und 12 Schulen.",
+                        "The city has 38,000 inhabitants and 17 schools."),
+            "copy": ("Interview: Angela Merkel", "Interview: Angela Merkel"),
+            "boilerplate": ("Alle Rechte vorbehalten, Nachdruck verboten.", "All rights reserved, no reprints.")}
+    # two pairs of one template: the lower-scoring one is the near duplicate
+    templates = [("Ergebnis nach Runde 3 von 12", "Result after round 3 of 12"),
+                 ("Ergebnis nach Runde 4 von 12", "Result after round 4 of 12")]
+    rng = np.random.default_rng(0)
+    vectors = {}
+    for de, en in [*true, *junk.values(), *templates]:
+        v = rng.normal(size=32)
+        vectors[clean_sentence(de)] = vectors[clean_sentence(en)] = v / np.linalg.norm(v)
+    monkeypatch.setattr("parabeam.encoders.registry.load_encoder", lambda spec, **kwargs: _TableEncoder(vectors))
+    docs = []
+    for side, lang in ((0, "de"), (1, "en")):
+        lines = [pair[side] for pair in [*true, junk["numbers"], junk["copy"], *templates]]
+        for d in range(12):  # the boilerplate line on every page
+            docs.append({"raw_content": "\n".join([*lines[d::12], junk["boilerplate"][side]]),
+                         "url": f"https://{lang}.example.org/{d}", "digest": f"{lang}{d}"})
+    corpus = tmp_path / "docs.jsonl"
+    corpus.write_text("".join(json.dumps(doc) + "\n" for doc in docs), encoding="utf-8")
+    out = str(tmp_path / "out")
+    assert main(["mine", "--input", str(corpus), "--langs", "de,en", "--output", out, "--keep-candidates",
+                 "--threshold", "0.1", *BEAM_ARGS]) == 0
+    candidates = pq.read_table(os.path.join(out, "candidates")).to_pylist()
+    score = {(r["src_text"], r["tgt_text"]): r["score"] for r in candidates}
+    junk["near_duplicate"], kept = sorted(templates, key=score.get)
+    report = json.loads(open(os.path.join(out, "report.json"), encoding="utf-8").read())
+    dropped = report["selection"]["de-en"]["dropped"]
+    assert {rule: dropped.get(rule, 0) for rule in junk} == {rule: 1 for rule in junk}
+    mined = {(r["src_text"], r["tgt_text"]) for r in pq.read_table(os.path.join(out, "bitext")).to_pylist()}
+    assert mined == {*true, kept} and report["pairs"]["de-en"] == 21
+    reasons = {(r["src_text"], r["tgt_text"]): r["filter"] for r in candidates if r["filter"]}
+    assert reasons == {pair: rule for rule, pair in junk.items()}
+    assert not any(r["selected"] for r in candidates if r["filter"])
+    copies = {r["src_text"]: r["src_copies"] for r in candidates}
+    assert copies[junk["boilerplate"][0]] == 12 and copies[true[0][0]] == 1
+    assert main(["export", out, "--format", "tsv", "--output", str(tmp_path / "back.tsv"),
+                 "--allow", "numbers,copy"]) == 0
+    with open(tmp_path / "back.tsv", encoding="utf-8") as f:
+        back = {(r["src"], r["tgt"]) for r in csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE)}
+    assert back == {*true, kept, junk["numbers"], junk["copy"]}

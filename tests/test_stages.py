@@ -126,7 +126,7 @@ def test_every_stage_keeps_the_stage_contract():
         own = set(stage.outputs) - {STATS}
         assert not own & produced, f"{stage.__name__} produces {own & produced} a second time"
         produced |= own
-    assert timing_order() == ["read", "split", "identify", "embed", "index", "search", "select", "write"]
+    assert timing_order() == ["read", "split", "identify", "embed", "index", "search", "select", "filter", "write"]
     hinted = {f.name for f in dataclasses.fields(ResourceConfig)}
     assert hinted == {"embed", "index", "search"} and hinted <= set(timing_order())
 

@@ -27,6 +27,14 @@
   90th (97.64), 97th (97.81), 99th (97.44) and an estimated 5% false discovery rate (Storey 2002; 97.17:
   candidates are best-of scores and rarely fall below the null's median, so the share of unrelated ones is
   underestimated). The check stays silent on all twelve comparable-news corpora.
+- For a target precision (``target_precision``, ``--target-precision P``) instead of a margin value: the same
+  mixture gives each candidate its posterior of being a translation, and the expected precision of the pairs
+  scoring at least t is the mean posterior over them (``precision_curve``); the threshold is the lowest score
+  where that estimate still reaches P. Where the null check finds a mostly parallel corpus the mixture means
+  nothing, and the estimate is one minus an upper bound of the false discovery rate from the null sample
+  (Benjamini & Hochberg 1995; Storey 2002): at most n * P(null >= t) of the n candidates scoring t or more are
+  unrelated. report.json records the estimate at the threshold chosen and the curve (report.html draws it);
+  the README compares estimated with measured precision on the development corpora.
 """
 
 from __future__ import annotations
@@ -135,6 +143,61 @@ def threshold_from_gold(scores: np.ndarray, is_gold: np.ndarray, n_gold: int) ->
     return float(scores[order[j]]), f1 * 100
 
 
+def posteriors(scores: np.ndarray, fit: Mixture) -> np.ndarray:
+    """Each score's posterior for the mixture's upper (translation) component, made non-decreasing in the score
+    (a Gaussian lower mode wider than the upper one would otherwise win back the far right tail)."""
+    s = np.asarray(scores, dtype=np.float64)
+    mu, sd, w = fit
+    upper = int(mu.argmax())
+    order = np.argsort(s, kind="stable")
+    dens = w / (sd * np.sqrt(2 * np.pi)) * np.exp(-0.5 * ((s[order, None] - mu) / sd) ** 2)
+    post = dens[:, upper] / np.maximum(dens.sum(axis=1), 1e-300)
+    out = np.empty(len(s))
+    out[order] = np.maximum.accumulate(np.nan_to_num(post, nan=0.0))
+    return out
+
+
+def precision_curve(scores: np.ndarray, fit: Mixture | None = None, null: np.ndarray | None = None
+                    ) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(thresholds, estimated precision)``: for each finite score t, by decreasing t, the estimated precision of
+    the candidates scoring at least t. From the mixture's posteriors when ``fit``, else from the ``null`` sample
+    (one minus the false discovery rate bound ``n * P(null >= t) / n_t``, n candidates in all and n_t scoring t or
+    more); None with neither."""
+    s = np.sort(_finite(scores))[::-1]
+    if not len(s):
+        return None
+    kept = np.arange(1, len(s) + 1)
+    if fit is not None:
+        return s, np.cumsum(posteriors(s, fit)) / kept
+    nul = np.sort(_finite(null)) if null is not None else np.zeros(0)
+    if not len(nul):
+        return None
+    above = (len(nul) - np.searchsorted(nul, s, side="left")) / len(nul)  # P(null >= t)
+    return s, np.clip(1.0 - len(s) * above / kept, 0.0, 1.0)
+
+
+def threshold_for_precision(curve: tuple[np.ndarray, np.ndarray] | None, target: float
+                            ) -> tuple[float, float] | None:
+    """``(threshold, estimated precision)``: the lowest threshold of ``curve`` whose estimate reaches ``target``;
+    None when no threshold does."""
+    if curve is None:
+        return None
+    thresholds, estimate = curve
+    ok = np.flatnonzero(estimate >= target)
+    if not len(ok):
+        return None
+    j = int(ok[-1])
+    return float(thresholds[j]), float(estimate[j])
+
+
+def curve_points(curve: tuple[np.ndarray, np.ndarray], points: int = 40) -> list[list[float]]:
+    """At most ``points`` ``[threshold, estimated precision]`` of a curve, evenly over its candidates (for
+    report.json and report.html's calibration plot)."""
+    thresholds, estimate = curve
+    idx = np.unique(np.linspace(0, len(thresholds) - 1, min(points, len(thresholds))).round().astype(int))
+    return [[round(float(thresholds[i]), 5), round(float(estimate[i]), 4)] for i in idx]
+
+
 def choose_threshold(scores: np.ndarray, config, is_gold: np.ndarray | None = None,
                      n_gold: int = 0, null: np.ndarray | None = None) -> tuple[float, dict]:
     """One pair's threshold from its retrieval candidates' ``scores``: ``config.threshold`` when fixed, from the
@@ -157,7 +220,21 @@ def choose_threshold(scores: np.ndarray, config, is_gold: np.ndarray | None = No
         if lower > info["null_q99"]:  # the fit's lower mode is translations too: a mostly parallel corpus
             from_null = threshold_from_null(nul)
             info["from_null"] = from_null
-    if config.auto_threshold:
+    target = getattr(config, "target_precision", None)
+    curve = precision_curve(scores, fit if from_null is None else None, nul if len(nul) else None)
+    if curve is not None:
+        info["precision_curve"] = curve_points(curve)
+    if target is not None:
+        found = threshold_for_precision(curve, target)
+        info["target_precision"] = target
+        if found is not None:
+            threshold, method = found[0], "from_target_precision"
+        elif curve is not None:  # no threshold is that sure: no pair rather than pairs below the target
+            threshold, method = float(np.nextafter(curve[0][0], np.inf)), "target_precision_unreachable"
+            info["best_estimated_precision"] = float(curve[1].max())
+        else:
+            method = "fixed_fallback"
+    elif config.auto_threshold:
         if from_null is not None:
             threshold, method = from_null, "from_null"
         elif auto is not None:
@@ -173,4 +250,6 @@ def choose_threshold(scores: np.ndarray, config, is_gold: np.ndarray | None = No
             threshold, method = found[0], "from_gold"
             info["from_gold"], info["gold_f1"] = found
     info.update(used=threshold, method=method)
+    if curve is not None and curve[0][0] >= threshold:  # the estimate for the pairs at the threshold used
+        info["estimated_precision"] = float(curve[1][np.flatnonzero(curve[0] >= threshold)[-1]])
     return threshold, info

@@ -50,6 +50,9 @@ class MiningConfig:
     auto_posterior: float | None = option(
         None, "threshold auto: the lowest score whose posterior for the translation mode reaches P (default: the "
         "encoder's own, chosen on the development corpora: 0.95 for muse-v3, 0.7 for e5-small)", metavar="P")
+    target_precision: float | None = option(
+        None, "instead of a margin threshold, each pair's lowest threshold whose estimated precision (from the score "
+        "distribution: mining.calibrate) reaches P", metavar="P")
     fallback_threshold: float | None = option(
         None, "what threshold auto uses when a pair has too few candidates for a fit (default: the encoder's own, "
         "chosen on the development corpora; else 0.12 for the distance margin, 1.27 for ratio)", metavar="X")
@@ -101,6 +104,14 @@ class MiningConfig:
             raise ValueError(f"second_pass_floor is a quantile in [0, 1], got {self.second_pass_floor}")
         if self.max_length_ratio is not None and self.max_length_ratio < 1:
             raise ValueError(f"max_length_ratio must be >= 1 (or None), got {self.max_length_ratio}")
+        if self.target_precision is not None:
+            if not 0.0 < self.target_precision < 1.0:
+                raise ValueError(f"target_precision must be in (0, 1), got {self.target_precision}")
+            if not self.auto_threshold:
+                raise ValueError(f"--threshold {self.threshold} and --target-precision {self.target_precision} "
+                                 "contradict each other: give one")
+            if self.calibration_gold:
+                raise ValueError("--calibration-gold and --target-precision contradict each other: give one")
         if self.auto_posterior is not None and not 0.5 <= self.auto_posterior < 1.0:
             raise ValueError(f"auto_posterior must be in [0.5, 1), got {self.auto_posterior}")
         if self.alternate_margin < 0:

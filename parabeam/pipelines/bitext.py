@@ -30,12 +30,15 @@ BITEXT_SCHEMA = pa.schema(
         ("tgt_row", pa.int64()),
         ("src_lid_prob", pa.float32()),
         ("tgt_lid_prob", pa.float32()),
+        ("src_copies", pa.int32()),  # how often the side's normalised text occurred in the input
+        ("tgt_copies", pa.int32()),
         ("encoder", pa.string()),
         ("run_id", pa.string()),
     ]
 )
-# ``--keep-candidates``: every retrieval candidate above a low floor, and whether the run selected it
-CANDIDATE_SCHEMA = BITEXT_SCHEMA.append(pa.field("selected", pa.bool_()))
+# ``--keep-candidates``: every retrieval candidate above a low floor, whether the run selected it, and the pair
+# filter that dropped it after selection (``parabeam.mining.filters``; null for the others)
+CANDIDATE_SCHEMA = BITEXT_SCHEMA.append(pa.field("selected", pa.bool_())).append(pa.field("filter", pa.string()))
 REQUIRED_COLUMNS = ("src_lang", "tgt_lang", "src_text", "tgt_text", "score", "cosine", "src_url", "tgt_url")
 
 # Per-shard sentence metadata written next to each embedding shard (row i describes embedding row i).
@@ -50,6 +53,7 @@ SHARD_META_SCHEMA = pa.schema(
         ("line", pa.int32()),  # line of the document; with part, tells overlapping segments apart
         ("part", pa.int16()),  # mining.text.Segment.part
         ("length", pa.int32()),  # mining.text.text_length (CJK characters count 3), for the length-ratio filter
+        ("copies", pa.int32()),  # occurrences of the normalised text in the input (Deduplicate)
     ]
 )
 

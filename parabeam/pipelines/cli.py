@@ -118,6 +118,9 @@ def _export_parser(sub) -> None:
     p.add_argument("--min-score", type=float, metavar="X",
                    help="only pairs scoring at least X; reads OUTPUT/candidates/ when the run kept them "
                         "(--keep-candidates), so X may also be below the run's threshold")
+    p.add_argument("--allow", metavar="RULE[,RULE]", type=lambda text: tuple(r for r in text.split(",") if r),
+                   default=(), help="put back the pairs these pair filters dropped (numbers, urls, copy, "
+                   "boilerplate, lid, near_duplicate); needs a run mined with --keep-candidates")
 
 
 def _score_parser(sub) -> None:
@@ -251,7 +254,8 @@ def _print_summary(report: dict, output: str) -> None:
 def _run_export(args) -> int:
     from parabeam.pipelines.export import export
 
-    written = export(args.run, args.format, args.output, pair=args.pair, min_score=args.min_score)
+    written = export(args.run, args.format, args.output, pair=args.pair, min_score=args.min_score,
+                     allow=args.allow)
     print(json.dumps({"output": args.output, "format": args.format, "pairs": written}))
     return 0
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from parabeam.encoders.base import PRECISIONS
 from parabeam.mining.config import MiningConfig
+from parabeam.mining.filters import FilterConfig
 from parabeam.mining.index import IndexConfig
 from parabeam.mining.text import SEGMENT_MODES
 from parabeam.options import apply_mapping, merge, option
@@ -107,6 +108,7 @@ class RunConfig:
     text: TextConfig = TextConfig()
     embed: EmbedConfig = EmbedConfig()
     mining: MiningConfig = MiningConfig()
+    filters: FilterConfig = FilterConfig()
     index: IndexConfig = IndexConfig()
     resources: ResourceConfig = ResourceConfig()
     shard_size: int = option(100_000, "sentences per embedding shard")

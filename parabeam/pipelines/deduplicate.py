@@ -1,5 +1,6 @@
 """Deduplicate: exact dedup on normalised text (``parabeam.mining.text.normalise_for_dedup``), global per
-language: one shuffle on ``(lang, normalised text)``, the earliest occurrence kept."""
+language: one shuffle on ``(lang, normalised text)``, the earliest occurrence kept, with the number of copies
+seen (the boilerplate filter reads it: ``parabeam.mining.filters``)."""
 
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ class _CountDuplicates(CountingDoFn):
         (lang, _), (sentence, n) = element
         self.count(f"languages/{lang}/dropped/duplicate", n - 1)
         self.count(f"languages/{lang}/kept")
-        yield lang, sentence
+        yield lang, sentence._replace(copies=n)
 
 
 class Deduplicate(Stage):

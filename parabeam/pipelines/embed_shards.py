@@ -56,7 +56,7 @@ def vector_settings(config: EmbedConfig) -> str:
 
 def _meta_row(s) -> tuple:
     return (s.text, s.url, s.digest, s.source, int(s.offset), float(s.lid_prob), int(s.line), int(s.part),
-            text_length(s.text))
+            text_length(s.text), int(s.copies))
 
 
 class _EmbedProgress:

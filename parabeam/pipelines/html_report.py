@@ -47,6 +47,36 @@ def _histogram_svg(pair: str, info: dict) -> str:
     return svg[svg.index("<svg"):]  # inline: no XML prolog
 
 
+def _precision_svg(pair: str, info: dict) -> str:
+    """The estimated precision of the candidates above each threshold (``mining.calibrate.precision_curve``), with
+    the threshold used and, when asked for, the target precision."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    points = info.get("precision_curve") or []
+    if not points:
+        return ""
+    fig = Figure(figsize=(6.4, 2.2), dpi=96)
+    ax = fig.add_subplot()
+    ax.plot([t for t, _ in points], [p for _, p in points], color="#2b7bba", linewidth=1.5)
+    threshold = info.get("used")
+    if threshold is not None:
+        ax.axvline(threshold, color="#d62728", linewidth=1.2)
+    if info.get("target_precision") is not None:
+        ax.axhline(info["target_precision"], color="#888888", linewidth=1, linestyle="--")
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("threshold")
+    ax.set_ylabel("estimated precision")
+    ax.set_title(f"{pair}: estimated precision of the candidates above a threshold", fontsize=9)
+    fig.tight_layout()
+    out = io.StringIO()
+    fig.savefig(out, format="svg", metadata={"Creator": None, "Date": None, "Format": None, "Type": None})
+    svg = out.getvalue()
+    return svg[svg.index("<svg"):]
+
+
 def _table(rows: list[tuple], header: tuple) -> str:
     head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
@@ -106,11 +136,14 @@ def render(report: dict, stages: Sequence[str]) -> str:
         nearby = ", ".join(f"{step}: {info[f'pairs_at_{step}']:,}" for step in ("-0.05", "-0.02", "+0.02", "+0.05")
                            if f"pairs_at_{step}" in info)
         used = info.get("used")
+        estimate = info.get("estimated_precision")
+        estimate = "" if estimate is None else f" estimated precision of the candidates above it: {estimate:.3f};"
         parts.append(
             f"<section class='pair'><h3>{html.escape(pair)}: {n:,} pairs</h3>"
             f"<p>threshold {used if used is None else round(used, 4)} ({html.escape(str(info.get('method', '-')))});"
-            f" {info.get('candidates', 0):,} candidates. First-pass pairs a threshold that much higher or lower "
-            f"would keep: {html.escape(nearby or '-')}.</p>{_histogram_svg(pair, info)}</section>")
+            f"{estimate} {info.get('candidates', 0):,} candidates. First-pass pairs a threshold that much higher or "
+            f"lower would keep: {html.escape(nearby or '-')}.</p>{_histogram_svg(pair, info)}"
+            f"{_precision_svg(pair, info)}</section>")
     parts.append("<h2>Funnel</h2>" + _table(funnel_rows(report), ("stage", "in", "out", "dropped, by reason")))
     langs = report.get("languages", {})
     parts.append("<h2>Languages</h2>" + _table(

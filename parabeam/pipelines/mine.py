@@ -21,6 +21,7 @@ from parabeam.pipelines.config import RunConfig, cpu_threads_for_runner
 from parabeam.pipelines.counting import STATS
 from parabeam.pipelines.deduplicate import Deduplicate
 from parabeam.pipelines.embed_shards import EmbedShards
+from parabeam.pipelines.filter_pairs import FilterPairs
 from parabeam.pipelines.identify_language import IdentifyLanguage
 from parabeam.pipelines.output import OutputDir
 from parabeam.pipelines.read_documents import ReadDocuments, expand_inputs
@@ -53,6 +54,7 @@ STAGES: tuple[type[Stage], ...] = (
     ScoreMargins,
     SelectPairs,
     SecondPass,
+    FilterPairs,
     WriteBitext,
     WriteCandidates,
 )

@@ -24,6 +24,7 @@ class Sentence(NamedTuple):
     doc_lid_prob: float = 0.0
     line: int = 0  # line of the document the segment is from
     part: int = -1  # mining.text.Segment.part: a whole line (-1, -2 when it holds several sentences) or a sentence
+    copies: int = 1  # how often its normalised text occurred in the input, in its language (Deduplicate)
 
 
 def provenance_key(s: Sentence) -> tuple:

@@ -33,8 +33,8 @@ class _Refill(beam.DoFn):
 CANDIDATES = "candidates"
 
 # report.json's names for the counts of mining.passes.finish: selection.<pair>.candidates and .dropped.<reason>
-# (both passes), and the pairs each pass kept
-_COUNT_NAMES = {"first_pass": "first_pass/{}", "second_pass": "second_pass/{}", "pairs": "pairs/{}",
+# (both passes), and the pairs each pass kept (the pairs written are counted after the filters, by FilterPairs)
+_COUNT_NAMES = {"first_pass": "first_pass/{}", "second_pass": "second_pass/{}", "pairs": None,
                 "candidates": "selection/{}/candidates", **{reason: "selection/{}/dropped/" + reason
                                                            for reason in DROP_REASONS}}
 
@@ -59,7 +59,8 @@ class _FinishPair(CountingDoFn):
         with self.timed():
             done = finish(firsts[0], again, config=self.config, src=segments[src_lang], tgt=segments[tgt_lang])
         for key, n in done.counts.items():
-            self.count(_COUNT_NAMES[key].format(name), n)
+            if _COUNT_NAMES[key]:
+                self.count(_COUNT_NAMES[key].format(name), n)
         if "second_pass" in done.counts:
             progress("%s: %d more pairs in the second pass", name, done.counts["second_pass"])
         if done.candidates is not None:

@@ -88,8 +88,13 @@ class _SelectPair(CountingDoFn):
                                                                config=self.config, src=src, tgt=tgt).pairs)
         if first.floor is not None:
             info["second_pass_floor"] = first.floor
-        progress("%s: %d candidates, threshold %.3f (%s), %d pairs in the first pass", name, len(selected), threshold,
-                 info["method"], len(first.pairs))
+        estimate = (f", estimated precision {info['estimated_precision']:.3f}" if "estimated_precision" in info
+                    else "")
+        progress("%s: %d candidates, threshold %.3f (%s%s), %d pairs in the first pass", name, len(selected),
+                 threshold, info["method"], estimate, len(first.pairs))
+        if info["method"] == "target_precision_unreachable":
+            progress("%s: no threshold reaches the estimated precision %.3f (at best %.3f): no pair kept; ask for "
+                     "less with --target-precision", name, info["target_precision"], info["best_estimated_precision"])
         yield beam.pvalue.TaggedOutput(THRESHOLDS, (name, info))
         yield name, first
 

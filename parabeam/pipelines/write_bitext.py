@@ -24,7 +24,7 @@ from parabeam.pipelines.stage import Run, Stage, tagged
 ROWS_PER_FILE = 200_000
 ROWS_PER_GROUP = 50_000
 # metadata columns written for each side (as src_<name> / tgt_<name>)
-SIDE_COLUMNS = ["text", "url", "digest", "source", "offset", "lid_prob"]
+SIDE_COLUMNS = ["text", "url", "digest", "source", "offset", "lid_prob", "copies"]
 SCORES = "scores"
 
 
@@ -131,7 +131,7 @@ class _WriteFile(CountingDoFn):
 class WriteBitext(Stage):
     """``((pair, MinedPairs, extra columns), indexes)`` -> written file paths (and counts)."""
 
-    inputs = ("pairs", "indexes")
+    inputs = ("filtered", "indexes")
     outputs = ("files", STATS)
     timing = "write"
     folder = "bitext"
@@ -171,7 +171,7 @@ class WriteCandidates(WriteBitext):
     """With --keep-candidates: every candidate above the floor, with its ``selected`` flag, to
     ``OUTPUT/candidates/``."""
 
-    inputs = ("kept_candidates", "indexes")
+    inputs = ("filtered_candidates", "indexes")
     outputs = ("candidate_files", STATS)
     folder = "candidates"
     schema = CANDIDATE_SCHEMA

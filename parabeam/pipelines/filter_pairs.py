@@ -1,0 +1,99 @@
+"""FilterPairs: each pair's selected pairs -> those the pair filters keep (``parabeam.mining.filters``: numbers,
+copies, boilerplate, language identification, URLs, near duplicates), counted by rule as drops of the selection
+(``selection.<pair>.dropped.<rule>`` in report.json, the funnel of report.html). With --keep-candidates the
+candidates go through too: a filtered pair stays among them, no longer selected, with the rule in its ``filter``
+column (``parabeam export --allow RULE`` takes it back).
+
+The rules read each side's text, LID probability and copy count from the shards' metadata: per language pair one
+read of those columns for the rows its pairs use."""
+
+from __future__ import annotations
+
+import apache_beam as beam
+import numpy as np
+
+from parabeam.mining.filters import FilterConfig, Side, filter_reasons
+from parabeam.mining.pairs import MinedPairs
+from parabeam.pipelines import metadata
+from parabeam.pipelines.counting import STATS, CountingDoFn, progress
+from parabeam.pipelines.records import IndexRef, pair_name
+from parabeam.pipelines.stage import Run, Stage
+
+FILTERED_CANDIDATES = "filtered_candidates"
+RULE_COLUMNS = ["text", "lid_prob", "copies"]
+
+
+def _pair_keys(pairs: MinedPairs) -> np.ndarray:
+    return pairs.src.astype(np.int64) * (1 << 32) + pairs.tgt.astype(np.int64)
+
+
+def side(ref: IndexRef, lang: str, rows: np.ndarray) -> Side:
+    """What the rules read of ``rows`` of one language, from its shards' metadata."""
+    table = metadata.take_columns(ref, rows, RULE_COLUMNS)
+    if not len(rows):
+        return Side(lang, [], np.zeros(0, np.float32), np.zeros(0, np.int64))
+    return Side(lang, table.column("text").to_pylist(), table.column("lid_prob").to_numpy(),
+                table.column("copies").to_numpy())
+
+
+class _FilterPair(CountingDoFn):
+    def __init__(self, pairs: list[tuple[str, str]], config: FilterConfig):
+        self.pairs = {pair_name(a, b): (a, b) for a, b in pairs}
+        self.config = config
+
+    def process(self, element, indexes):
+        name, (found, candidates) = element
+        if not found:
+            return
+        (pairs, _), = found
+        src_lang, tgt_lang = self.pairs[name]
+        with self.timed():
+            reasons = np.full(len(pairs), None, dtype=object)
+            if self.config.enabled and len(pairs):
+                reasons = filter_reasons(side(indexes[src_lang], src_lang, pairs.src),
+                                         side(indexes[tgt_lang], tgt_lang, pairs.tgt), pairs.score, self.config)
+        kept = reasons == None  # noqa: E711 (elementwise)
+        for rule in self.config.enabled:
+            self.count(f"selection/{name}/dropped/{rule}", int(np.sum(reasons == rule)))
+        self.count(f"pairs/{name}", int(kept.sum()))
+        if len(pairs) > kept.sum():
+            progress("%s: the pair filters dropped %d of %d pairs (%s)", name, len(pairs) - kept.sum(), len(pairs),
+                     ", ".join(f"{rule} {n}" for rule in self.config.enabled if (n := int(np.sum(reasons == rule)))))
+        for pool, extra in candidates:  # with --keep-candidates: the same decisions, by pair
+            at = {key: i for i, key in enumerate(_pair_keys(pairs))}
+            index = np.array([at.get(key, -1) for key in _pair_keys(pool)], dtype=np.int64)
+            reason = np.where(index >= 0, reasons[np.maximum(index, 0)] if len(pairs) else None, None)
+            selected = np.asarray(extra["selected"], dtype=bool) & (reason == None)  # noqa: E711
+            yield beam.pvalue.TaggedOutput(FILTERED_CANDIDATES, (name, pool, {**extra, "selected": selected,
+                                                                             "filter": reason}))
+        yield name, pairs.take(kept), {}
+
+
+class FilterPairs(Stage):
+    """``(pairs, kept_candidates, indexes)`` -> ``{"filtered": (pair, MinedPairs, {}), "filtered_candidates":
+    (pair, MinedPairs, {"selected", "filter"}), "stats": counts}``."""
+
+    inputs = ("pairs", "kept_candidates", "indexes")
+    outputs = ("filtered", FILTERED_CANDIDATES, STATS)
+    timing = "filter"
+
+    def __init__(self, pairs: list[tuple[str, str]], config: FilterConfig):
+        super().__init__()
+        self.pairs = pairs
+        self.config = config
+
+    @classmethod
+    def for_run(cls, run: Run) -> FilterPairs:
+        return cls(run.pairs, run.config.filters)
+
+    def expand(self, inputs):
+        pairs, candidates, indexes = inputs
+        by_name = lambda element: (element[0], (element[1], element[2]))  # noqa: E731
+        filtered = (
+            (pairs | "KeyPairs" >> beam.Map(by_name), candidates | "KeyCandidates" >> beam.Map(by_name))
+            | "JoinCandidates" >> beam.CoGroupByKey()
+            | "Filter" >> self.pardo(_FilterPair(self.pairs, self.config), beam.pvalue.AsDict(indexes)).with_outputs(
+                STATS, FILTERED_CANDIDATES, main="filtered")
+        )
+        return {"filtered": filtered.filtered, FILTERED_CANDIDATES: filtered[FILTERED_CANDIDATES],
+                STATS: filtered[STATS]}
