@@ -311,3 +311,76 @@ def test_pair_filters_drop_junk_with_reasons_and_export_puts_them_back(tmp_path,
     with open(tmp_path / "back.tsv", encoding="utf-8") as f:
         back = {(r["src"], r["tgt"]) for r in csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE)}
     assert back == {*true, kept, junk["numbers"], junk["copy"]}
+
+
+def _sample_documents() -> list:
+    from parabeam.pipelines.readers import read_documents
+
+    docs = []
+    for name in ("sample.warc.wet.gz", "sample.jsonl.gz"):
+        with open(os.path.join(SAMPLE, name), "rb") as f:
+            docs += list(read_documents(f, name, lambda *event: None))
+    return docs
+
+
+def _write_snapshot(path, docs) -> str:
+    with gzip.open(path, "wt", encoding="utf-8") as f:
+        f.writelines(json.dumps({"url": d.url, "digest": d.digest, "raw_content": d.text}) + "\n" for d in docs)
+    return str(path)
+
+
+def _pairs_by_language(out) -> set:
+    return {(r["src_lang"], r["tgt_lang"], r["src_text"], r["tgt_text"])
+            for r in pq.read_table(os.path.join(out, "bitext")).to_pylist()}
+
+
+def test_since_mines_a_new_snapshot_against_an_earlier_run(tmp_path):
+    # the sample as two crawl snapshots: every other document in A; the rest in B, which also repeats a third of
+    # A's documents (pages crawled again). A, then B --since A, gives the pairs of one run over both, B writes no
+    # pair A wrote, and B embeds none of A's sentences
+    docs = _sample_documents()
+    a_docs, b_docs = docs[0::2], docs[1::2] + docs[0::6]
+    a_file = _write_snapshot(tmp_path / "a.jsonl.gz", a_docs)
+    b_file = _write_snapshot(tmp_path / "b.jsonl.gz", b_docs)
+    langs = ["--langs", "de,en,fr,es,zh", *BEAM_ARGS]
+    a, b, both = (str(tmp_path / name) for name in ("a", "b", "both"))
+    assert main(["mine", "--input", a_file, "--output", a, *langs]) == 0
+    assert main(["mine", "--input", b_file, "--output", b, "--since", a, *langs]) == 0
+    assert main(["mine", "--input", a_file, "--input", b_file, "--output", both, *langs]) == 0
+    pairs_a, pairs_b, pairs_both = _pairs_by_language(a), _pairs_by_language(b), _pairs_by_language(both)
+    assert pairs_a and pairs_b and not pairs_a & pairs_b
+    assert pairs_a | pairs_b == pairs_both
+    report_a, report_b = _report(a), _report(b)
+    assert report_b["settings"]["since"] == [{"output": a, "run_id": report_a["settings"]["run_id"]}]
+    for lang, counts in report_b["languages"].items():
+        earlier = report_a["languages"][lang]
+        # every sentence of B that A holds was dropped before embedding; A's shards were searched instead
+        assert counts.get("embedded", 0) + counts.get("embeddings_reused", 0) == counts.get("kept", 0)
+        assert counts["from_earlier_runs"] == earlier["kept"]
+        assert counts["indexed"] == counts.get("kept", 0) + earlier["kept"] == _report(both)["languages"][lang]["kept"]
+        assert counts["dropped"]["in_earlier_run"] > 0
+    assert sum(v["dropped"].get("in_earlier_run", 0) for v in report_b["selection"].values()) > 0
+    # a third snapshot on top of B carries A's shards along: B's report lists the union (one new shard per language)
+    for lang, shards in report_b["shards"].items():
+        assert len(shards) == len(report_a["shards"][lang]) + (1 if report_b["languages"][lang].get("kept") else 0)
+        assert {s["embeddings"] for s in report_a["shards"][lang]} <= {s["embeddings"] for s in shards}
+
+
+def test_since_refuses_another_encoder_and_a_missing_run(tmp_path, capsys):
+    a = str(tmp_path / "a")
+    assert main(["mine", "--input", f"{SAMPLE}/sample.jsonl.gz", "--langs", "fr,es", "--output", a,
+                 "--encoder", "muse-v3", *BEAM_ARGS]) == 0
+    capsys.readouterr()
+    for args, message in (
+            (["--since", a, "--encoder", "e5-small"], "was mined with another encoder (muse-v3"),
+            (["--since", str(tmp_path / "nothing")], "no report.json there"),
+            (["--since", str(tmp_path / "b")], "is the output itself")):
+        assert main(["mine", "--input", f"{SAMPLE}/sample.jsonl.gz", "--langs", "fr,es", "--output",
+                     str(tmp_path / "b"), *args, *BEAM_ARGS]) == 2
+        err = capsys.readouterr().err.strip()
+        assert message in err and err.count("\n") == 0, err
+
+
+def _report(out) -> dict:
+    with open(os.path.join(out, "report.json"), encoding="utf-8") as f:
+        return json.load(f)

@@ -246,11 +246,18 @@ def test_every_stage_balances(tmp_path, corpus, sample_output):
     assert sentences["out"] == sentences.get("dropped", {}).get("other_language", 0) + sum(
         v.get("identified", 0) + v.get("dropped", {}).get("lid_low_confidence", 0) for v in langs.values())
     for code, v in langs.items():
-        assert v.get("identified", 0) == v.get("kept", 0) + v.get("dropped", {}).get("duplicate", 0), code
+        after_lid = {k: n for k, n in (v.get("dropped") or {}).items() if k != "lid_low_confidence"}
+        assert v.get("identified", 0) == v.get("kept", 0) + sum(after_lid.values()), code  # duplicate, in_earlier_run
         assert v.get("kept", 0) == v.get("embedded", 0) + v.get("embeddings_reused", 0), code
-        assert v.get("indexed", 0) == v.get("kept", 0), code
+        assert v.get("indexed", 0) == v.get("kept", 0) + v.get("from_earlier_runs", 0), code
+    from parabeam.mining.filters import RULES
+    from parabeam.pipelines.earlier import IN_EARLIER_RUN
+
     for name, n in r["pairs"].items():
-        assert n == r.get("first_pass", {}).get(name, 0) + r.get("second_pass", {}).get(name, 0)
+        selection = r.get("selection", {}).get(name, {})
+        filtered = sum(selection.get("dropped", {}).get(rule, 0) for rule in (*RULES, IN_EARLIER_RUN))
+        assert n == r.get("first_pass", {}).get(name, 0) + r.get("second_pass", {}).get(name, 0) - filtered
+        assert n == selection.get("candidates", 0) - sum(selection.get("dropped", {}).values())
     if corpus == "bad":
         assert files["truncated"] == 1
         assert docs["dropped"]["malformed_wet_record"] == 2  # the broken header and the trailing garbage

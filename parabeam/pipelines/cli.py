@@ -52,6 +52,10 @@ def _mine_parser(sub) -> None:
     p.add_argument("--pivot", help="mine only pairs with this language")
     p.add_argument("--overwrite", action="store_true",
                    help="replace a bitext/ folder in OUTPUT that no parabeam run wrote")
+    p.add_argument("--since", action="append", default=[], metavar="OUT",
+                   help="build on an earlier run's output (repeatable): its sentences are not embedded again, the "
+                        "new ones are mined against its embeddings too, and only pairs it did not write are written "
+                        "(same encoder required; keep its _work/ cache)")
     p.set_defaults(config_flags=add_flags(p, RunConfig))
 
 
@@ -213,7 +217,7 @@ def _run_mine(args, beam_args: list[str], verbose: bool) -> int:
     with beam_options.worker_logs_to_file(quiet_workers) as worker_log:
         try:
             report = run(inputs=args.input, languages=languages, output=args.output, config=config,
-                         pivot=args.pivot, beam_args=beam_args, overwrite=args.overwrite)
+                         pivot=args.pivot, beam_args=beam_args, overwrite=args.overwrite, since=args.since)
         except Exception as err:
             if worker_log and getattr(err, "parabeam_pipeline_ran", False):
                 err.add_note(f"worker logs: {worker_log}")

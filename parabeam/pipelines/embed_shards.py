@@ -15,6 +15,7 @@ import json
 import logging
 import time
 
+import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 
@@ -139,16 +140,26 @@ class EmbedShards(Stage):
     outputs = ("embedded", STATS)
     timing = "embed"
 
-    def __init__(self, config: EmbedConfig, work_dir: str, hints: dict[str, str] | None = None, threads: int = 0):
+    def __init__(self, config: EmbedConfig, work_dir: str, hints: dict[str, str] | None = None, threads: int = 0,
+                 earlier: tuple[ShardRef, ...] = ()):
         super().__init__(hints)
         self.config = config
         self.work_dir = work_dir
         self.threads = threads
+        self.earlier = earlier
 
     @classmethod
     def for_run(cls, run: Run) -> EmbedShards:
-        return cls(run.config.embed, run.work, cls.run_hints(run), run.config.cpu_threads)
+        earlier = tuple(ref for ref in run.earlier.shards if ref.lang in run.mined_languages)
+        return cls(run.config.embed, run.work, cls.run_hints(run), run.config.cpu_threads, earlier)
 
     def expand(self, shards):
         encode = self.pardo(_Embed(self.config, self.work_dir, self.threads), hinted=True)
-        return tagged(shards | "Encode" >> encode.with_outputs(STATS, main="embedded"), "embedded", STATS)
+        out = tagged(shards | "Encode" >> encode.with_outputs(STATS, main="embedded"), "embedded", STATS)
+        if self.earlier:  # --since: the earlier runs' shards join the new ones (parabeam.pipelines.earlier)
+            earlier = shards.pipeline | "EarlierShards" >> beam.Create(list(self.earlier))
+            counts = earlier | "CountEarlier" >> beam.Map(lambda ref: (f"languages/{ref.lang}/from_earlier_runs",
+                                                                      ref.size))
+            out = {"embedded": (out["embedded"], earlier) | "WithEarlier" >> beam.Flatten(),
+                   STATS: (out[STATS], counts) | "AllCounts" >> beam.Flatten()}
+        return out

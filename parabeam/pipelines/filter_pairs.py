@@ -1,6 +1,7 @@
 """FilterPairs: each pair's selected pairs -> those the pair filters keep (``parabeam.mining.filters``: numbers,
 copies, boilerplate, language identification, URLs, near duplicates), counted by rule as drops of the selection
-(``selection.<pair>.dropped.<rule>`` in report.json, the funnel of report.html). With --keep-candidates the
+(``selection.<pair>.dropped.<rule>`` in report.json, the funnel of report.html); with --since, also the pairs an
+earlier run wrote (``in_earlier_run``: ``parabeam.pipelines.earlier``). With --keep-candidates the
 candidates go through too: a filtered pair stays among them, no longer selected, with the rule in its ``filter``
 column (``parabeam export --allow RULE`` takes it back).
 
@@ -16,6 +17,7 @@ from parabeam.mining.filters import FilterConfig, Side, filter_reasons
 from parabeam.mining.pairs import MinedPairs
 from parabeam.pipelines import metadata
 from parabeam.pipelines.counting import STATS, CountingDoFn, progress
+from parabeam.pipelines.earlier import IN_EARLIER_RUN, pair_keys, written_pair_keys
 from parabeam.pipelines.records import IndexRef, pair_name
 from parabeam.pipelines.stage import Run, Stage
 
@@ -25,6 +27,12 @@ RULE_COLUMNS = ["text", "lid_prob", "copies"]
 
 def _pair_keys(pairs: MinedPairs) -> np.ndarray:
     return pairs.src.astype(np.int64) * (1 << 32) + pairs.tgt.astype(np.int64)
+
+
+def _take(side: Side, keep: np.ndarray) -> Side:
+    text = [t for t, k in zip(side.text, keep) if k]
+    return Side(side.lang, text, None if side.lid_prob is None else side.lid_prob[keep],
+                None if side.copies is None else side.copies[keep])
 
 
 def side(ref: IndexRef, lang: str, rows: np.ndarray) -> Side:
@@ -37,9 +45,10 @@ def side(ref: IndexRef, lang: str, rows: np.ndarray) -> Side:
 
 
 class _FilterPair(CountingDoFn):
-    def __init__(self, pairs: list[tuple[str, str]], config: FilterConfig):
+    def __init__(self, pairs: list[tuple[str, str]], config: FilterConfig, earlier: tuple[str, ...] = ()):
         self.pairs = {pair_name(a, b): (a, b) for a, b in pairs}
         self.config = config
+        self.earlier = earlier  # outputs of the runs --since builds on
 
     def process(self, element, indexes):
         name, (found, candidates) = element
@@ -49,16 +58,24 @@ class _FilterPair(CountingDoFn):
         src_lang, tgt_lang = self.pairs[name]
         with self.timed():
             reasons = np.full(len(pairs), None, dtype=object)
-            if self.config.enabled and len(pairs):
-                reasons = filter_reasons(side(indexes[src_lang], src_lang, pairs.src),
-                                         side(indexes[tgt_lang], tgt_lang, pairs.tgt), pairs.score, self.config)
+            if (self.config.enabled or self.earlier) and len(pairs):
+                src = side(indexes[src_lang], src_lang, pairs.src)
+                tgt = side(indexes[tgt_lang], tgt_lang, pairs.tgt)
+                if self.earlier:  # written by a run --since builds on: not written again
+                    written = written_pair_keys(list(self.earlier), src_lang, tgt_lang)
+                    reasons[np.isin(pair_keys(src.text, tgt.text), written)] = IN_EARLIER_RUN
+                if self.config.enabled:
+                    fresh = reasons == None  # noqa: E711 (elementwise)
+                    found = filter_reasons(_take(src, fresh), _take(tgt, fresh), pairs.score[fresh], self.config)
+                    reasons[np.flatnonzero(fresh)] = found
         kept = reasons == None  # noqa: E711 (elementwise)
-        for rule in self.config.enabled:
+        rules = (*self.config.enabled, *((IN_EARLIER_RUN,) if self.earlier else ()))
+        for rule in rules:
             self.count(f"selection/{name}/dropped/{rule}", int(np.sum(reasons == rule)))
         self.count(f"pairs/{name}", int(kept.sum()))
         if len(pairs) > kept.sum():
             progress("%s: the pair filters dropped %d of %d pairs (%s)", name, len(pairs) - kept.sum(), len(pairs),
-                     ", ".join(f"{rule} {n}" for rule in self.config.enabled if (n := int(np.sum(reasons == rule)))))
+                     ", ".join(f"{rule} {n}" for rule in rules if (n := int(np.sum(reasons == rule)))))
         for pool, extra in candidates:  # with --keep-candidates: the same decisions, by pair
             at = {key: i for i, key in enumerate(_pair_keys(pairs))}
             index = np.array([at.get(key, -1) for key in _pair_keys(pool)], dtype=np.int64)
@@ -77,14 +94,15 @@ class FilterPairs(Stage):
     outputs = ("filtered", FILTERED_CANDIDATES, STATS)
     timing = "filter"
 
-    def __init__(self, pairs: list[tuple[str, str]], config: FilterConfig):
+    def __init__(self, pairs: list[tuple[str, str]], config: FilterConfig, earlier: tuple[str, ...] = ()):
         super().__init__()
         self.pairs = pairs
         self.config = config
+        self.earlier = earlier
 
     @classmethod
     def for_run(cls, run: Run) -> FilterPairs:
-        return cls(run.pairs, run.config.filters)
+        return cls(run.pairs, run.config.filters, tuple(run.earlier.outputs))
 
     def expand(self, inputs):
         pairs, candidates, indexes = inputs
@@ -92,7 +110,8 @@ class FilterPairs(Stage):
         filtered = (
             (pairs | "KeyPairs" >> beam.Map(by_name), candidates | "KeyCandidates" >> beam.Map(by_name))
             | "JoinCandidates" >> beam.CoGroupByKey()
-            | "Filter" >> self.pardo(_FilterPair(self.pairs, self.config), beam.pvalue.AsDict(indexes)).with_outputs(
+            | "Filter" >> self.pardo(_FilterPair(self.pairs, self.config, self.earlier),
+                                     beam.pvalue.AsDict(indexes)).with_outputs(
                 STATS, FILTERED_CANDIDATES, main="filtered")
         )
         return {"filtered": filtered.filtered, FILTERED_CANDIDATES: filtered[FILTERED_CANDIDATES],

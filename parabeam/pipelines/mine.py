@@ -20,6 +20,7 @@ from parabeam.pipelines.build_indexes import BuildIndexes
 from parabeam.pipelines.config import RunConfig, cpu_threads_for_runner
 from parabeam.pipelines.counting import STATS
 from parabeam.pipelines.deduplicate import Deduplicate
+from parabeam.pipelines.earlier import Earlier, load_earlier
 from parabeam.pipelines.embed_shards import EmbedShards
 from parabeam.pipelines.filter_pairs import FilterPairs
 from parabeam.pipelines.identify_language import IdentifyLanguage
@@ -76,9 +77,11 @@ def build_pipeline(
     config: RunConfig,
     run_id: str,
     settings: dict | None = None,
+    earlier: Earlier = Earlier(),
 ) -> None:
     """Adds every stage to ``p``: results (bitext, report.json) go to ``output``, embedding shards and indexes to
-    ``work``. ``paths`` are already expanded (see ``expand_inputs``); ``settings`` adds to report.json's."""
+    ``work``. ``paths`` are already expanded (see ``expand_inputs``); ``settings`` adds to report.json's;
+    ``earlier``: the runs it builds on (``--since``, ``parabeam.pipelines.earlier``)."""
     settings = {
         "run_id": run_id,
         "inputs": paths,
@@ -88,7 +91,7 @@ def build_pipeline(
         **(settings or {}),
     }
     run = Run(paths=paths, languages=languages, pairs=[(a.code, b.code) for a, b in pairs], output=output,
-              work=work, config=config, run_id=run_id)
+              work=work, config=config, run_id=run_id, earlier=earlier)
     produced: dict[str, beam.PCollection] = {}
     stats = []
     for stage_cls in STAGES:
@@ -101,7 +104,7 @@ def build_pipeline(
         stats.extend(pcoll for name, pcoll in outputs.items() if name == STATS)
         produced.update({name: pcoll for name, pcoll in outputs.items() if name != STATS})
     all_stats = tuple(stats) | "AllCounts" >> beam.Flatten()
-    _ = (all_stats, produced[THRESHOLDS]) | "WriteReport" >> WriteReport(output, settings)
+    _ = (all_stats, produced[THRESHOLDS], produced["embedded"]) | "WriteReport" >> WriteReport(output, settings)
 
 
 def resolve_encoder(config: RunConfig, pairs: list[tuple[Language, Language]]) -> tuple[RunConfig, dict]:
@@ -136,6 +139,7 @@ def run(
     beam_args: list[str] | None = None,
     test_pipeline: beam.Pipeline | None = None,
     overwrite: bool = False,
+    since: list[str] | None = None,
 ) -> dict:
     """Mine ``languages`` from ``inputs`` into ``output``; returns the report (report.json's content).
 
@@ -150,6 +154,12 @@ def run(
     if not pairs:
         raise ValueError("no language pair to mine (check --langs and --pivot)")
     config, encoder_settings = resolve_encoder(config, pairs)
+    from parabeam.encoders.registry import encoder_fingerprint
+
+    fingerprint = encoder_fingerprint(config.embed.encoder)
+    earlier = load_earlier(list(since or []), fingerprint, sorted({c for pair in pairs for c in (pair[0].code,
+                                                                                              pair[1].code)}),
+                           output)
     out = OutputDir(output)
     out.check(overwrite)
     out.prepare()
@@ -161,10 +171,15 @@ def run(
     previous = out.previous_run()
     log.info("mining %s from %d file(s) into %s", ", ".join(pair_name(a.code, b.code) for a, b in pairs),
              len(paths), output)
+    if earlier:
+        progress("building on %s: %d embedding shard(s) of theirs searched, not embedded again",
+                 ", ".join(earlier.outputs), len(earlier.shards))
     pipeline = test_pipeline or beam.Pipeline(options=options)
     staging = out.staging(run_id)
     build_pipeline(pipeline, paths=paths, languages=languages, pairs=pairs, output=staging, work=out.work,
-                   config=config, run_id=run_id, settings={"replaces": previous, "encoder": encoder_settings})
+                   config=config, run_id=run_id, earlier=earlier,
+                   settings={"replaces": previous, "encoder": encoder_settings, "encoder_fingerprint": fingerprint,
+                             "since": list(earlier.runs)})
     started = time.perf_counter()
     try:
         result = pipeline.run()

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import apache_beam as beam
 
 from parabeam.pipelines.counting import STATS
+from parabeam.pipelines.earlier import Earlier
 from parabeam.pipelines.sharing import with_hints
 
 if TYPE_CHECKING:
@@ -38,6 +39,7 @@ class Run:
     work: str  # embedding shards and indexes
     config: RunConfig
     run_id: str
+    earlier: Earlier = Earlier()  # the runs --since builds on (parabeam.pipelines.earlier)
 
     @property
     def mined_languages(self) -> list[str]:
