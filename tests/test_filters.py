@@ -18,6 +18,7 @@ def test_numbers_read_every_script_and_locale():
     assert F.number_values("1,500 or 1.500 or 1 500 people in 2019 15") == [1500, 1500, 1500, 2019, 15]
     assert F.number_forms("1.500") == {1500, 500}  # whole and by groups: 1.500 (de) is 1,500 (en)
     assert F.number_forms("12.01.2009") >= {12, 2009}
+    assert F.multiplied_values("3,1 Mrd. und 2 mil millones y 1.5万") == [3_100_000_000, 2_000_000_000, 15000]
 
 
 @pytest.mark.parametrize("src, tgt, cjk, disagree", [
@@ -33,6 +34,13 @@ def test_numbers_read_every_script_and_locale():
     ("人口１７００万のオランダは７％", "The Netherlands, with 17 million inhabitants, 7 percent", True, False),
     ("負債は約二十億円、3年で45社", "debts of 2 billion yen, 45 companies in three years", True, False),
     ("2030年に1億人、216億ドル", "by 2024 some 50 million people and 7 billion dollars", True, True),
+    # a word multiplier, a decimal comma, a CJK century and decade: read alike (NTREX-128, FLORES-200 lines)
+    ("Ha alcanzado los 3100 millones de € (3600 millones de $), y no 2200 millones", "It reached €3.1billion "
+     "($3.6bn), up from €2.2 billion", False, False),
+    ("2000億ドル（1500億ポンド）の品目", "$200 billion (£150 billion) worth of items", True, False),
+    ("20 世纪 80 年代，他在《出租车》工作", "During the 1980s he worked on Taxi", True, False),
+    ("Se esperan entre 7 y 15 centímetros, hasta 25", "Totals of 3 to 6 inches are expected, up to 10", False,
+     True),  # converted units stay a disagreement: the rule cannot tell them from other numbers
 ])
 def test_numbers_disagree(src, tgt, cjk, disagree):
     assert F.numbers_disagree(src, tgt, src_cjk=cjk) is disagree
