@@ -1,8 +1,9 @@
 """``OUTPUT/report.html``: what a run kept and what it cut, readable offline (one file, plots as inline SVG drawn
 with matplotlib's SVG backend, no script, no network).
 
-From report.json alone: per language pair, the histogram of candidate margins with the threshold marked and what
-nearby thresholds would have kept; the funnel from files to pairs with drops by reason; per-language counts; busy
+From report.json alone: per language pair, the histogram of candidate margins with the threshold marked, the
+estimated precision of the candidates above each threshold (``mining.calibrate.precision_curve``) and what nearby
+thresholds would have kept; the funnel from files to pairs with drops by reason; per-language counts; busy
 time per stage; the settings.
 """
 
@@ -12,6 +13,15 @@ import html
 import io
 import json
 from collections.abc import Sequence
+
+
+def _inline_svg(fig) -> str:
+    """A matplotlib figure as an inline ``<svg>`` element (no XML prolog, no dates: the same run, the same page)."""
+    fig.tight_layout()
+    out = io.StringIO()
+    fig.savefig(out, format="svg", metadata={"Creator": None, "Date": None, "Format": None, "Type": None})
+    svg = out.getvalue()
+    return svg[svg.index("<svg"):]
 
 
 def _histogram_svg(pair: str, info: dict) -> str:
@@ -40,11 +50,7 @@ def _histogram_svg(pair: str, info: dict) -> str:
     ax.set_xlabel("margin score of the best candidate per sentence")
     ax.set_ylabel("candidates")
     ax.set_title(pair, fontsize=10)
-    fig.tight_layout()
-    out = io.StringIO()
-    fig.savefig(out, format="svg", metadata={"Creator": None, "Date": None, "Format": None, "Type": None})
-    svg = out.getvalue()
-    return svg[svg.index("<svg"):]  # inline: no XML prolog
+    return _inline_svg(fig)
 
 
 def _precision_svg(pair: str, info: dict) -> str:
@@ -70,11 +76,7 @@ def _precision_svg(pair: str, info: dict) -> str:
     ax.set_xlabel("threshold")
     ax.set_ylabel("estimated precision")
     ax.set_title(f"{pair}: estimated precision of the candidates above a threshold", fontsize=9)
-    fig.tight_layout()
-    out = io.StringIO()
-    fig.savefig(out, format="svg", metadata={"Creator": None, "Date": None, "Format": None, "Type": None})
-    svg = out.getvalue()
-    return svg[svg.index("<svg"):]
+    return _inline_svg(fig)
 
 
 def _table(rows: list[tuple], header: tuple) -> str:
