@@ -130,3 +130,14 @@ def test_contradictory_threshold_flags_are_refused(tmp_path, capsys):
                  "--threshold", "0.1", "--target-precision", "0.9"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "--threshold 0.1 and --target-precision 0.9 contradict" in err
+
+
+def test_posteriors_rise_with_the_score_whichever_mode_is_wider():
+    from parabeam.mining.calibrate import posteriors
+
+    scores = np.array([-0.3, -0.05, 0.0, 0.1, 0.2, 0.6])
+    wide_upper = (np.array([0.0, 0.2]), np.array([0.02, 0.1]), np.array([0.7, 0.3]))
+    wide_lower = (np.array([0.0, 0.2]), np.array([0.1, 0.02]), np.array([0.7, 0.3]))
+    for fit in (wide_upper, wide_lower):
+        p = posteriors(scores, fit)
+        assert np.all(np.diff(p) >= 0) and p[0] < 0.05 and p[-1] > 0.99

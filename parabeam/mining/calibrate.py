@@ -144,16 +144,22 @@ def threshold_from_gold(scores: np.ndarray, is_gold: np.ndarray, n_gold: int) ->
 
 
 def posteriors(scores: np.ndarray, fit: Mixture) -> np.ndarray:
-    """Each score's posterior for the mixture's upper (translation) component, made non-decreasing in the score
-    (a Gaussian lower mode wider than the upper one would otherwise win back the far right tail)."""
+    """Each score's posterior for the mixture's upper (translation) component, made non-decreasing in the score:
+    below the lower mode's mean it stays at its value there, and above it never falls (whichever Gaussian is wider
+    would otherwise win back a far tail: a wide upper mode the far left, a wide lower mode the far right)."""
     s = np.asarray(scores, dtype=np.float64)
     mu, sd, w = fit
-    upper = int(mu.argmax())
+    upper, lower = int(mu.argmax()), int(mu.argmin())
+
+    def post(x: np.ndarray) -> np.ndarray:
+        dens = w / (sd * np.sqrt(2 * np.pi)) * np.exp(-0.5 * ((x[:, None] - mu) / sd) ** 2)
+        return np.nan_to_num(dens[:, upper] / np.maximum(dens.sum(axis=1), 1e-300), nan=0.0)
+
     order = np.argsort(s, kind="stable")
-    dens = w / (sd * np.sqrt(2 * np.pi)) * np.exp(-0.5 * ((s[order, None] - mu) / sd) ** 2)
-    post = dens[:, upper] / np.maximum(dens.sum(axis=1), 1e-300)
+    at_lower_mode = float(post(mu[lower:lower + 1])[0])
+    p = np.where(s[order] < mu[lower], at_lower_mode, post(s[order]))
     out = np.empty(len(s))
-    out[order] = np.maximum.accumulate(np.nan_to_num(post, nan=0.0))
+    out[order] = np.maximum.accumulate(p)
     return out
 
 
