@@ -61,12 +61,13 @@ def test_filter_reasons_first_rule_and_best_near_duplicate():
     tgt = F.Side("en", ["Photo: Reuters", "Round 3 of 12", "Round 4 of 12", "A sentence.", "One more sentence.",
                         "Two sentences."], np.array([0.9] * 6), np.array([30, 1, 1, 1, 1, 1]))
     score = np.array([0.3, 0.2, 0.25, 0.3, 0.3, 0.3])
-    reasons = F.filter_reasons(src, tgt, score, F.FilterConfig())
+    assert F.filter_reasons(src, tgt, score, F.FilterConfig()).tolist() == ["copy", None, None, None, None, None]
+    reasons = F.filter_reasons(src, tgt, score, F.FilterConfig(near_duplicates=True))
     assert reasons.tolist() == ["copy", "near_duplicate", None, None, None, None]
-    with_lid = F.FilterConfig(copy=False, min_lid_prob=0.05)
+    with_lid = F.FilterConfig(copy=False, min_lid_prob=0.05, near_duplicates=True)
     assert F.filter_reasons(src, tgt, score, with_lid).tolist() == [
         "boilerplate", "near_duplicate", None, "lid", None, None]
-    none = F.FilterConfig(numbers=False, copy=False, boilerplate_copies=0, near_duplicates=False)
+    none = F.FilterConfig(numbers=False, copy=False, boilerplate_copies=0)
     assert none.enabled == () and F.filter_reasons(src, tgt, score, none).tolist() == [None] * 6
     masks = F.rule_masks(src, tgt, score, F.FilterConfig(), F.RULES)
     assert masks["boilerplate"].tolist() == [True, False, False, False, False, False]

@@ -292,7 +292,7 @@ def test_pair_filters_drop_junk_with_reasons_and_export_puts_them_back(tmp_path,
     corpus.write_text("".join(json.dumps(doc) + "\n" for doc in docs), encoding="utf-8")
     out = str(tmp_path / "out")
     assert main(["mine", "--input", str(corpus), "--langs", "de,en", "--output", out, "--keep-candidates",
-                 "--threshold", "0.1", *BEAM_ARGS]) == 0
+                 "--threshold", "0.1", "--filter-near-duplicates", *BEAM_ARGS]) == 0
     candidates = pq.read_table(os.path.join(out, "candidates")).to_pylist()
     score = {(r["src_text"], r["tgt_text"]): r["score"] for r in candidates}
     junk["near_duplicate"], kept = sorted(templates, key=score.get)
