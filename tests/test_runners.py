@@ -57,6 +57,9 @@ def _report(text: str) -> dict:
     report["settings"]["config"].pop("cpu_threads")  # resolved per runner (pipelines.config.cpu_threads_for_runner)
     report.pop("seconds")  # busy time per stage and wall time: measured, not computed
     report.pop("wall_seconds")
+    # the shards live under each output; their vectors' names (digests of what determines them) must agree
+    report["shards"] = {lang: [(s["shard_id"], s["size"], s["embeddings"].rsplit("/", 1)[-1]) for s in shards]
+                        for lang, shards in report["shards"].items()}
     return report
 
 
