@@ -37,9 +37,9 @@ def _take(side: Side, keep: np.ndarray) -> Side:
 
 def side(ref: IndexRef, lang: str, rows: np.ndarray) -> Side:
     """What the rules read of ``rows`` of one language, from its shards' metadata."""
-    table = metadata.take_columns(ref, rows, RULE_COLUMNS)
     if not len(rows):
         return Side(lang, [], np.zeros(0, np.float32), np.zeros(0, np.int64))
+    table = metadata.take_columns(ref, rows, RULE_COLUMNS)
     return Side(lang, table.column("text").to_pylist(), table.column("lid_prob").to_numpy(),
                 table.column("copies").to_numpy())
 
@@ -66,8 +66,8 @@ class _FilterPair(CountingDoFn):
                     reasons[np.isin(pair_keys(src.text, tgt.text), written)] = IN_EARLIER_RUN
                 if self.config.enabled:
                     fresh = reasons == None  # noqa: E711 (elementwise)
-                    found = filter_reasons(_take(src, fresh), _take(tgt, fresh), pairs.score[fresh], self.config)
-                    reasons[np.flatnonzero(fresh)] = found
+                    verdicts = filter_reasons(_take(src, fresh), _take(tgt, fresh), pairs.score[fresh], self.config)
+                    reasons[np.flatnonzero(fresh)] = verdicts
         kept = reasons == None  # noqa: E711 (elementwise)
         rules = (*self.config.enabled, *((IN_EARLIER_RUN,) if self.earlier else ()))
         for rule in rules:
@@ -77,9 +77,13 @@ class _FilterPair(CountingDoFn):
             progress("%s: the pair filters dropped %d of %d pairs (%s)", name, len(pairs) - kept.sum(), len(pairs),
                      ", ".join(f"{rule} {n}" for rule in rules if (n := int(np.sum(reasons == rule)))))
         for pool, extra in candidates:  # with --keep-candidates: the same decisions, by pair
-            at = {key: i for i, key in enumerate(_pair_keys(pairs))}
-            index = np.array([at.get(key, -1) for key in _pair_keys(pool)], dtype=np.int64)
-            reason = np.where(index >= 0, reasons[np.maximum(index, 0)] if len(pairs) else None, None)
+            reason = np.full(len(pool), None, dtype=object)
+            if len(pairs):
+                keys, wanted = _pair_keys(pairs), _pair_keys(pool)
+                order = np.argsort(keys, kind="stable")
+                at = np.minimum(np.searchsorted(keys[order], wanted), len(keys) - 1)
+                hit = keys[order][at] == wanted
+                reason[hit] = reasons[order[at[hit]]]
             selected = np.asarray(extra["selected"], dtype=bool) & (reason == None)  # noqa: E711
             yield beam.pvalue.TaggedOutput(FILTERED_CANDIDATES, (name, pool, {**extra, "selected": selected,
                                                                              "filter": reason}))
