@@ -384,3 +384,16 @@ def test_since_refuses_another_encoder_and_a_missing_run(tmp_path, capsys):
 def _report(out) -> dict:
     with open(os.path.join(out, "report.json"), encoding="utf-8") as f:
         return json.load(f)
+
+
+def test_target_precision_in_the_pipeline(tmp_path):
+    out = str(tmp_path / "out")
+    assert main(["mine", "--input", f"{SAMPLE}/*.gz", "--langs", "de,en", "--output", out, "--target-precision",
+                 "0.9", *BEAM_ARGS]) == 0
+    info = _report(out)["thresholds"]["de-en"]
+    assert info["method"] == "from_target_precision" and info["target_precision"] == 0.9
+    assert info["estimated_precision"] >= 0.9 and info["precision_curve"]
+    scores = [r["score"] for r in pq.read_table(os.path.join(out, "bitext")).to_pylist()]
+    assert scores and min(scores) >= info["used"] - 1e-6
+    page = open(os.path.join(out, "report.html"), encoding="utf-8").read()
+    assert "estimated precision of the candidates above it: " in page
