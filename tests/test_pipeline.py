@@ -374,7 +374,8 @@ def test_since_refuses_another_encoder_and_a_missing_run(tmp_path, capsys):
     for args, message in (
             (["--since", a, "--encoder", "e5-small"], "was mined with another encoder (muse-v3"),
             (["--since", str(tmp_path / "nothing")], "no report.json there"),
-            (["--since", str(tmp_path / "b")], "is the output itself")):
+            (["--since", str(tmp_path / "b")], "is the output itself"),
+            (["--since", str(tmp_path / "x" / ".." / "b") + "/"], "is the output itself")):
         assert main(["mine", "--input", f"{SAMPLE}/sample.jsonl.gz", "--langs", "fr,es", "--output",
                      str(tmp_path / "b"), *args, *BEAM_ARGS]) == 2
         err = capsys.readouterr().err.strip()

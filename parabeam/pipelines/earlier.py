@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 
 import numpy as np
 
@@ -63,9 +64,13 @@ def load_earlier(outputs: list[str], fingerprint: str, languages: list[str], out
     """The runs in ``outputs`` and their shards of ``languages``, checked: each is a finished parabeam run that
     lists its shards, made with the encoder of ``fingerprint``, whose cached shards still exist, and none is
     ``output`` itself. Raises ValueError / FileNotFoundError in one line otherwise."""
+    def same(a: str, b: str) -> bool:  # local paths compared absolute: out/b and ./out/b are one folder
+        local = lambda p: os.path.abspath(p) if "://" not in p else p.rstrip("/")  # noqa: E731
+        return local(a) == local(b)
+
     runs, refs, seen = [], [], set()
     for earlier in outputs:
-        if earlier.rstrip("/") == output.rstrip("/"):
+        if same(earlier, output):
             raise ValueError(f"--since {earlier} is the output itself: build on an earlier run's output")
         path = storage.join(earlier, "report.json")
         if not storage.FileSystems.exists(path):
