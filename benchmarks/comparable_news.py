@@ -154,12 +154,15 @@ def plain_line_miner(corpus: dict, corpus_dir: str, encoder, spec: str) -> dict:
 
 
 def run_parabeam(lang: str, corpus_dir: str, mine_args: str, name: str = "out",
-                 encoder: str = "auto") -> tuple[str, float]:
+                 encoder: str = "auto", fresh: bool = True) -> tuple[str, float]:
+    """``parabeam mine`` on a corpus folder into ``corpus_dir/name``; ``fresh``: the output (and its embedding
+    cache) removed first, else overwritten with the cache reused."""
     out = os.path.join(corpus_dir, name)
-    shutil.rmtree(out, ignore_errors=True)
+    if fresh:
+        shutil.rmtree(out, ignore_errors=True)
     cmd = [sys.executable, "-m", "parabeam.pipelines.cli", "mine", "--input", f"{corpus_dir}/src.warc.wet.gz",
            "--input", f"{corpus_dir}/tgt.warc.wet.gz", "--langs", f"{lang},en", "--output", out,
-           "--encoder", encoder, *shlex.split(mine_args)]
+           "--encoder", encoder, *([] if fresh else ["--overwrite"]), *shlex.split(mine_args)]
     started = time.time()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     return out, time.time() - started

@@ -25,16 +25,15 @@ import dataclasses
 import json
 import os
 import random
-import subprocess
+import shlex
 import sys
-import time
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from common import DATA, cut_documents, read_lines, slug  # noqa: E402
-from comparable_news import DEV_LANGS, exact_scores, mined_pairs  # noqa: E402
+from comparable_news import DEV_LANGS, exact_scores, mined_pairs, run_parabeam  # noqa: E402
 from noisy_news import noisy_corpus  # noqa: E402
 
 from parabeam.mining.filters import RULES, FilterConfig, Side, filter_reasons  # noqa: E402
@@ -56,18 +55,13 @@ def settings() -> dict[str, FilterConfig]:
     return out
 
 
-def mine(corpus_dir: str, lang: str, out: str, encoder: str, *extra: str, x_name: str = "src",
-         en_name: str = "tgt") -> dict:
-    """``parabeam mine`` into ``out`` (its embedding cache reused across calls); returns report.json."""
-    cmd = [sys.executable, "-m", "parabeam.pipelines.cli", "mine", "--input", f"{corpus_dir}/{x_name}.warc.wet.gz",
-           "--input", f"{corpus_dir}/{en_name}.warc.wet.gz", "--langs", f"{lang},en", "--output", out,
-           "--encoder", encoder, "--overwrite", *extra]
-    started = time.time()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+def mine(corpus_dir: str, lang: str, encoder: str, *extra: str) -> tuple[str, dict]:
+    """``parabeam mine`` into ``corpus_dir/out-<encoder>``, its embedding cache reused across calls; returns the
+    output folder and its report.json."""
+    out, _ = run_parabeam(lang, corpus_dir, shlex.join(extra), name=f"out-{slug(encoder)}", encoder=encoder,
+                          fresh=False)
     with open(os.path.join(out, "report.json"), encoding="utf-8") as f:
-        report = json.load(f)
-    report["benchmark_wall_s"] = round(time.time() - started, 1)
-    return report
+        return out, json.load(f)
 
 
 def before_filters(out: str, lang: str) -> tuple[Side, Side, np.ndarray, list[tuple[str, str]]]:
@@ -130,8 +124,7 @@ def parallel_run(name: str, lang: str, pairs: list[tuple[str, str]], work: str, 
         docs = [(f"https://{code}.{name}.example/{n:05d}", "\n".join(doc))
                 for n, doc in enumerate(cut_documents([p[side] for p in pairs], rng))]
         write_wet(os.path.join(folder, f"{'src' if side == 0 else 'tgt'}.warc.wet.gz"), docs)
-    out = os.path.join(folder, f"out-{slug(encoder)}")
-    mine(folder, lang, out, encoder, "--keep-candidates")
+    out, _ = mine(folder, lang, encoder, "--keep-candidates")
     rows = ablation(out, lang, set(pairs))
     return {"set": name, "pair": f"{lang}-en", "lines": len(pairs),
             **{k: rows[k] for k in ("no filter", "defaults")}}
@@ -150,14 +143,12 @@ def main() -> None:
         clean_dir, noisy_dir = os.path.join(args.work, f"{lang}-en"), os.path.join(args.work, f"{lang}-en-noisy")
         corpus = noisy_corpus(lang, clean_dir, noisy_dir)
         for kind, folder in (("clean", clean_dir), ("noisy", noisy_dir)):
-            out = os.path.join(folder, f"out-{slug(args.encoder)}")
-            report = mine(folder, lang, out, args.encoder, "--keep-candidates")
+            out, report = mine(folder, lang, args.encoder, "--keep-candidates")
             table[f"{lang} {kind}"] = rows = ablation(out, lang, corpus["gold"])
             print(json.dumps({"corpus": f"{lang}-en {kind}", "encoder": report["settings"]["encoder"]["resolved"],
                               **rows}), flush=True)
-        out = os.path.join(noisy_dir, f"out-{slug(args.encoder)}")
         for target in [float(t) for t in args.targets.split(",") if t]:
-            report = mine(noisy_dir, lang, out, args.encoder, "--target-precision", str(target))
+            out, report = mine(noisy_dir, lang, args.encoder, "--target-precision", str(target))
             info = report["thresholds"][f"{lang}-en"]
             scores = exact_scores(mined_pairs(out), corpus["gold"])
             row = {"pair": f"{lang}-en", "target": target, "method": info["method"],

@@ -179,12 +179,12 @@ def multiplied_values(text: str) -> list[int]:
     return out
 
 
-def number_forms(text: str) -> frozenset[int]:
+def number_forms(text: str, values: list[int] | None = None) -> frozenset[int]:
     """Every reading of the numbers of ``text`` of two digits or more: each number whole and each group of its
     digits (12.01.2009 is also 12 and 2009; 1.500 is also 1500 and 500), so that locales compare alike; multiplied
     out by a word or character that follows (``multiplied_values``); a CJK century and decade as a year (20 世纪
-    80 年代 is 1980)."""
-    forms = {v for v in number_values(text) if v >= 10}
+    80 年代 is 1980). ``values``: ``number_values(text)`` where the caller has it."""
+    forms = {v for v in (number_values(text) if values is None else values) if v >= 10}
     forms.update(v for g in _GROUP.findall(text) if (v := int(g)) >= 10)
     forms.update(v for v in multiplied_values(text) if v >= 10)
     forms.update((int(c) - 1) * 100 + int(d) for c, d in _CENTURY_DECADE.findall(text))
@@ -210,19 +210,21 @@ def numbers_disagree(src: str, tgt: str, src_cjk: bool = False, tgt_cjk: bool = 
         return sorted(int(g) for g in _GROUP.findall(src)) != sorted(int(g) for g in _GROUP.findall(tgt))
     if (src_cjk and spells_numbers(src)) or (tgt_cjk and spells_numbers(tgt)):
         return False
-    a, b = {v for v in number_values(src) if v >= 10}, {v for v in number_values(tgt) if v >= 10}
+    src_values, tgt_values = number_values(src), number_values(tgt)
+    a, b = {v for v in src_values if v >= 10}, {v for v in tgt_values if v >= 10}
     if not a or not b or len(a) + len(b) < MIN_NUMBERS:
         return False
-    return number_forms(src).isdisjoint(number_forms(tgt))
+    return number_forms(src, src_values).isdisjoint(number_forms(tgt, tgt_values))
 
 
-# --- URLs, e-mail addresses, hashtags, handles --------------------------------------------------------------------
+# --- URLs, e-mail addresses, hashtags ----------------------------------------------------------------------------
 
 _LINKS = re.compile(r"(?:https?://|www\.)[^\s<>\"']+|[\w.+-]+@[\w-]+(?:\.[\w-]+)+|(?<![\w&])#\w*[^\W\d]\w*")
 
 
 def links(text: str) -> frozenset[str]:
-    """URLs, e-mail addresses, hashtags and @handles of ``text``, lower-cased, without trailing punctuation."""
+    """URLs, e-mail addresses and hashtags of ``text``, lower-cased, without trailing punctuation (@handles are
+    left out: "@S" is also a brand, written out on the other side)."""
     return frozenset(m.group().rstrip(".,;:!?)]}\"'").lower() for m in _LINKS.finditer(text))
 
 

@@ -28,6 +28,10 @@ class MinedPairs:
     def __len__(self) -> int:
         return len(self.src)
 
+    def keys(self) -> np.ndarray:
+        """(m,) int64: one key per (src, tgt) row pair, to match pairs between two sets."""
+        return self.src.astype(np.int64) * (1 << 32) + self.tgt.astype(np.int64)
+
     def take(self, keep: np.ndarray) -> MinedPairs:
         """The pairs a boolean mask or an index array selects."""
         return MinedPairs(self.src[keep], self.tgt[keep], self.score[keep], self.cosine[keep])

@@ -256,8 +256,7 @@ def finish(first: FirstPass, selected_again: MinedPairs | None, *, config: Minin
     if first.candidates is None:
         return Finished(pairs, counts)
     pool = first.candidates if selected_again is None else concat_pairs(first.candidates, selected_again)
-    keys = lambda p: p.src.astype(np.int64) * (1 << 32) + p.tgt.astype(np.int64)  # noqa: E731
-    _, unique = np.unique(keys(pool), return_index=True)
+    _, unique = np.unique(pool.keys(), return_index=True)
     pool = pool.take(np.sort(unique))  # a pair proposed by both passes once
     pool = pool.take(pool.score >= config.candidates_from)
-    return Finished(pairs, counts, pool, np.isin(keys(pool), keys(pairs)))
+    return Finished(pairs, counts, pool, np.isin(pool.keys(), pairs.keys()))

@@ -14,7 +14,6 @@ import apache_beam as beam
 import numpy as np
 
 from parabeam.mining.filters import FilterConfig, Side, filter_reasons
-from parabeam.mining.pairs import MinedPairs
 from parabeam.pipelines import metadata
 from parabeam.pipelines.counting import STATS, CountingDoFn, progress
 from parabeam.pipelines.earlier import IN_EARLIER_RUN, pair_keys, written_pair_keys
@@ -23,10 +22,6 @@ from parabeam.pipelines.stage import Run, Stage
 
 FILTERED_CANDIDATES = "filtered_candidates"
 RULE_COLUMNS = ["text", "lid_prob", "copies"]
-
-
-def _pair_keys(pairs: MinedPairs) -> np.ndarray:
-    return pairs.src.astype(np.int64) * (1 << 32) + pairs.tgt.astype(np.int64)
 
 
 def _take(side: Side, keep: np.ndarray) -> Side:
@@ -79,7 +74,7 @@ class _FilterPair(CountingDoFn):
         for pool, extra in candidates:  # with --keep-candidates: the same decisions, by pair
             reason = np.full(len(pool), None, dtype=object)
             if len(pairs):
-                keys, wanted = _pair_keys(pairs), _pair_keys(pool)
+                keys, wanted = pairs.keys(), pool.keys()
                 order = np.argsort(keys, kind="stable")
                 at = np.minimum(np.searchsorted(keys[order], wanted), len(keys) - 1)
                 hit = keys[order][at] == wanted

@@ -157,8 +157,7 @@ def run(
     from parabeam.encoders.registry import encoder_fingerprint
 
     fingerprint = encoder_fingerprint(config.embed.encoder)
-    earlier = load_earlier(list(since or []), fingerprint, sorted({c for pair in pairs for c in (pair[0].code,
-                                                                                              pair[1].code)}),
+    earlier = load_earlier(list(since or []), fingerprint, sorted({lang.code for pair in pairs for lang in pair}),
                            output)
     out = OutputDir(output)
     out.check(overwrite)
