@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import resource
 import subprocess
@@ -68,6 +69,7 @@ def run_one(n: int, work: str, reference: bool, nprobe: int) -> dict:
     started = time.perf_counter()
     src_files, tgt_files, n_planted = make_data(n, work)
     gen_s = time.perf_counter() - started
+    logging.getLogger("parabeam").info("wrote %d + %d shards in %.1f s", len(src_files), len(tgt_files), gen_s)
 
     def loader(files):
         return lambda i: np.load(files[i], mmap_mode="r")
@@ -110,12 +112,13 @@ def main() -> None:
     ap.add_argument("--one", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
         print(json.dumps(run_one(args.one, f"{args.work}/{args.one}", args.one <= args.reference_max, args.nprobe)))
         return
     for n in (int(s) for s in args.sizes.split(",")):
         cmd = [sys.executable, __file__, "--one", str(n), "--work", args.work, "--nprobe", str(args.nprobe),
                "--reference-max", str(args.reference_max)]
-        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+        out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True).stdout  # stderr: its progress
         print(out.strip().splitlines()[-1], flush=True)
 
 

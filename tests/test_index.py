@@ -19,8 +19,12 @@ def test_factory_choice_by_size():
     cfg = IndexConfig(flat_max=1000, pq_min=100_000, train_size=50_000)
     assert factory_string(999, 512, cfg) == "Flat"
     assert factory_string(50_000, 512, cfg) == f"IVF{n_lists(50_000)},Flat"
-    assert factory_string(10**6, 512, cfg) == f"OPQ128,IVF{50_000 // 39},PQ128"  # lists capped by the sample
+    assert factory_string(10**6, 512, cfg) == f"OPQ128,IVF{50_000 // 39},PQ256x4fsr"  # lists capped by the sample
     assert factory_string(10**6, 512, IndexConfig(kind="ivfpq", pq_m=64)).startswith("OPQ64,")
+    assert factory_string(10**6, 384, IndexConfig(kind="ivfpq")).endswith(",PQ192x4fsr")  # 96 bytes a vector
+    assert factory_string(10**6, 6, IndexConfig(kind="ivfpq")).endswith(",PQ2x4fsr")  # d / 4 rounded to fit
+    with pytest.raises(ValueError, match="even dimension"):
+        factory_string(10**6, 7, IndexConfig(kind="ivfpq"))
     assert factory_string(10**6, 512, IndexConfig(train_size=10**6)) == f"IVF{n_lists(10**6)},Flat"
     assert factory_string(10, 512, IndexConfig(kind="IVF4,SQ8")) == "IVF4,SQ8"
     assert n_lists(10**6) == 4096 and n_lists(10) == 64

@@ -7,6 +7,7 @@ in memory (benchmarks, evaluation, scripts).
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 
@@ -19,6 +20,8 @@ from parabeam.mining.knn import QUERY_BLOCK, knn_both_sharded
 from parabeam.mining.margin import knn_means
 from parabeam.mining.pairs import MinedPairs, empty_pairs, retrieve, runner_up_scores, shard_candidates
 from parabeam.mining.passes import Segments, finish, first_pass, refill
+
+log = logging.getLogger("parabeam")
 
 __all__ = ["DEFAULT_K", "MinedPairs", "MiningConfig", "candidates_from_knn", "mine", "mine_from_knn", "mine_indexed",
            "score_candidates", "search_both"]
@@ -148,10 +151,21 @@ def mine_indexed(
     tgt_index, _ = build_index(load_tgt, tgt_sizes, d, index_config)
     src_index, tgt_index = to_gpu_if_available(src_index, index_config), to_gpu_if_available(tgt_index, index_config)
     timings["build_indexes"] = time.perf_counter() - started
+    log.info("built both indexes in %.1f s", timings["build_indexes"])
     started = time.perf_counter()
     k = config.search_k
-    fwd = [search(tgt_index, load_src(i), k, index_config.nprobe) for i in range(len(src_sizes))]
-    bwd = [search(src_index, load_tgt(i), k, index_config.nprobe) for i in range(len(tgt_sizes))]
+
+    def searched(index, load, sizes, direction):
+        out = []
+        for i in range(len(sizes)):
+            out.append(search(index, load(i), k, index_config.nprobe))
+            if (i + 1) % 10 == 0 or i + 1 == len(sizes):
+                log.info("searched %s: %d of %d query shards, %.1f s", direction, i + 1, len(sizes),
+                         time.perf_counter() - started)
+        return out
+
+    fwd = searched(tgt_index, load_src, src_sizes, "source -> target")
+    bwd = searched(src_index, load_tgt, tgt_sizes, "target -> source")
     timings["search"] = time.perf_counter() - started
     del src_index, tgt_index
     started = time.perf_counter()
