@@ -8,8 +8,12 @@ mining_scale's planted pairs: cosine ~0.88 to their original) and as many unrela
 factory string), saved, and read back memory-mapped where FAISS can (``IO_FLAG_MMAP``). recall@k: the planted
 query's original row among its k nearest neighbours (the margin uses k = 4).
 
-Run: ``python benchmarks/index_scale.py --n 10000000 [--index auto] [--queries 5000]``. Prints a JSON line per phase
-as it goes and a summary line.
+``--exact`` also searches every shard exactly and reports, per index, the mean absolute error of the first
+neighbour's similarity and of the k-neighbour mean (what the margin divides by), and the share of exact
+neighbours found.
+
+Run: ``python benchmarks/index_scale.py --n 10000000 [--index "auto;FACTORY;..."] [--queries 5000] [--exact]``.
+Prints a JSON line per phase as it goes and a summary line per index.
 """
 
 from __future__ import annotations
@@ -56,38 +60,38 @@ def target_shards(n: int, work: str, seed: int = 0) -> list[str]:
     return files
 
 
+def exact_neighbours(files: list[str], queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exact inner-product top-k of ``queries`` over every shard (the reference for the similarity error)."""
+    from parabeam.mining.knn import exact_knn, merge_topk
+
+    D = np.full((len(queries), k), -np.inf, dtype=np.float32)
+    I = np.full((len(queries), k), -1, dtype=np.int64)
+    for s, f in enumerate(files):
+        d_s, i_s = exact_knn(queries, np.load(f).astype(np.float32), k)
+        D, I = merge_topk(D, I, d_s, np.where(i_s >= 0, i_s + s * SHARD, -1), k)
+    return D, I
+
+
 def main() -> None:
     from parabeam.mining.index import IndexConfig, build_index, factory_string, search
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=10_000_000)
-    ap.add_argument("--index", default="auto", help="auto (the size rule) or a FAISS factory string")
+    ap.add_argument("--index", default="auto",
+                    help="auto (the size rule) or a FAISS factory string; several separated by ';'")
     ap.add_argument("--queries", type=int, default=5000, help="planted queries (and as many unrelated ones)")
     ap.add_argument("--nprobe", type=int, default=32)
     ap.add_argument("--k", type=int, default=4)
+    ap.add_argument("--exact", action="store_true",
+                    help="also search exactly (every shard) and report each index's similarity error")
     ap.add_argument("--work", default="/tmp/parabeam-index-scale")
     args = ap.parse_args()
     import faiss
 
-    config = IndexConfig(kind=args.index, nprobe=args.nprobe)
     started = time.perf_counter()
     files = target_shards(args.n, f"{args.work}/{args.n}")
     sizes = [SHARD] * (args.n // SHARD) + ([args.n % SHARD] if args.n % SHARD else [])
     say(phase="data", n=args.n, shards=len(files), seconds=round(time.perf_counter() - started, 1))
-
-    factory = factory_string(args.n, D, config)
-    started = time.perf_counter()
-    index, _ = build_index(lambda i: np.load(files[i]), sizes, D, config, factory)
-    build_s = time.perf_counter() - started
-    path = f"{args.work}/{args.n}/{factory.replace(',', '_')}.faiss"
-    faiss.write_index(index, path)
-    size_gib = os.path.getsize(path) / 2**30
-    say(phase="build", factory=factory, seconds=round(build_s, 1), index_gib=round(size_gib, 2))
-    del index
-    try:
-        index, mapped = faiss.read_index(path, faiss.IO_FLAG_MMAP), True
-    except RuntimeError:
-        index, mapped = faiss.read_index(path), False
 
     rng = np.random.default_rng(1)
     ids = np.sort(rng.choice(args.n, args.queries, replace=False))
@@ -98,19 +102,51 @@ def main() -> None:
     unrelated = _unit(centres[rng.integers(0, 2000, args.queries)]
                       + 0.9 * rng.standard_normal((args.queries, D)).astype(np.float32) / np.sqrt(D))
     queries = np.concatenate([planted, unrelated])
-    started = time.perf_counter()
-    _, neighbours = search(index, queries, args.k, nprobe=args.nprobe)
-    search_s = time.perf_counter() - started
-    found = neighbours[: args.queries] == ids[:, None]
-    rate = len(queries) / search_s
-    say(phase="search", queries=len(queries), seconds=round(search_s, 2), queries_per_s=round(rate, 1),
-        memory_mapped=mapped, recall_at_1=round(float(found[:, 0].mean()), 4),
-        recall_at_k=round(float(found.any(axis=1).mean()), 4), k=args.k, nprobe=args.nprobe)
-    # a full run: both languages' indexes, and every sentence of each side searched in the other's index
-    say(phase="summary", n_per_side=args.n, factory=factory, build_one_index_s=round(build_s, 1),
-        index_gib=round(size_gib, 2), queries_per_s=round(rate, 1),
-        extrapolated_full_run_s=round(2 * build_s + 2 * args.n / rate),
-        extrapolated_full_run_h=round((2 * build_s + 2 * args.n / rate) / 3600, 1))
+    exact = None
+    if args.exact:
+        started = time.perf_counter()
+        exact = exact_neighbours(files, queries, args.k)
+        say(phase="exact", queries=len(queries), seconds=round(time.perf_counter() - started, 1))
+
+    for kind in args.index.split(";"):
+        config = IndexConfig(kind=kind, nprobe=args.nprobe)
+        factory = factory_string(args.n, D, config)
+        started = time.perf_counter()
+        index, _ = build_index(lambda i: np.load(files[i]), sizes, D, config, factory)
+        build_s = time.perf_counter() - started
+        path = f"{args.work}/{args.n}/{factory.replace(',', '_')}.faiss"
+        faiss.write_index(index, path)
+        size_gib = os.path.getsize(path) / 2**30
+        say(phase="build", factory=factory, seconds=round(build_s, 1), index_gib=round(size_gib, 2))
+        del index
+        try:  # fast-scan PQ cannot be memory-mapped: it is read into memory
+            index, mapped = faiss.read_index(path, faiss.IO_FLAG_MMAP), True
+        except RuntimeError:
+            index, mapped = faiss.read_index(path), False
+
+        started = time.perf_counter()
+        sims, neighbours = search(index, queries, args.k, nprobe=args.nprobe)
+        search_s = time.perf_counter() - started
+        del index
+        found = neighbours[: args.queries] == ids[:, None]
+        rate = len(queries) / search_s
+        row = dict(phase="search", factory=factory, queries=len(queries), seconds=round(search_s, 2),
+                   queries_per_s=round(rate, 1), memory_mapped=mapped, recall_at_1=round(float(found[:, 0].mean()), 4),
+                   recall_at_k=round(float(found.any(axis=1).mean()), 4), k=args.k, nprobe=args.nprobe)
+        if exact is not None:
+            # what the margin reads: the first neighbour's similarity, and the mean of the k (Artetxe & Schwenk
+            # 2019, eq. 3); the error of the mean is what shifts every margin
+            row.update(
+                error_top1=round(float(np.abs(sims[:, 0] - exact[0][:, 0]).mean()), 4),
+                error_mean_k=round(float(np.abs(sims.mean(1) - exact[0].mean(1)).mean()), 4),
+                bias_mean_k=round(float((sims.mean(1) - exact[0].mean(1)).mean()), 4),
+                same_neighbours_k=round(float((neighbours[:, :, None] == exact[1][:, None, :]).any(2).mean()), 4))
+        say(**row)
+        # a full run: both languages' indexes, and every sentence of each side searched in the other's index
+        say(phase="summary", n_per_side=args.n, factory=factory, build_one_index_s=round(build_s, 1),
+            index_gib=round(size_gib, 2), queries_per_s=round(rate, 1),
+            extrapolated_full_run_s=round(2 * build_s + 2 * args.n / rate),
+            extrapolated_full_run_h=round((2 * build_s + 2 * args.n / rate) / 3600, 1))
 
 
 if __name__ == "__main__":

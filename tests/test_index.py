@@ -6,7 +6,16 @@ import numpy as np
 import pytest
 
 from conftest import unit_vectors
-from parabeam.mining.index import IndexConfig, build_index, deserialize, factory_string, n_lists, search, serialize
+from parabeam.mining.index import (
+    IndexConfig,
+    build_index,
+    deserialize,
+    factory_string,
+    n_lists,
+    search,
+    serialize,
+    to_gpu_if_available,
+)
 from parabeam.mining.knn import knn_bruteforce
 from parabeam.mining.mine import MiningConfig, mine, mine_indexed
 
@@ -104,3 +113,24 @@ def test_index_config_rejects_bad_values():
         IndexConfig(flat_max=10, pq_min=5)
     with pytest.raises(ValueError, match="nprobe"):
         IndexConfig(nprobe=0)
+
+
+def test_an_index_faiss_gpu_cannot_hold_stays_on_the_cpu(monkeypatch, caplog):
+    """faiss-gpu has no fast-scan PQ: cloning raises, and the CPU index is searched instead, with a warning."""
+    import logging
+
+    import faiss
+
+    def refuse(index, co=None):
+        raise RuntimeError("Error in index_cpu_to_gpu: This index type is not implemented on GPU.")
+
+    monkeypatch.setattr(faiss, "StandardGpuResources", object, raising=False)
+    monkeypatch.setattr(faiss, "get_num_gpus", lambda: 1)
+    monkeypatch.setattr(faiss, "GpuMultipleClonerOptions", type("Options", (), {}), raising=False)
+    monkeypatch.setattr(faiss, "index_cpu_to_all_gpus", refuse, raising=False)
+    index = faiss.IndexFlatIP(8)
+    with caplog.at_level(logging.WARNING, logger="parabeam"):
+        assert to_gpu_if_available(index) is index
+    assert any("searched on the CPU" in r.getMessage() and "not implemented on GPU" in r.getMessage()
+               for r in caplog.records)
+    assert to_gpu_if_available(index, IndexConfig(use_gpu=False)) is index

@@ -13,8 +13,8 @@ Choice (``IndexConfig.kind = "auto"``), for n vectors of dimension d (inner prod
   2,976 per list, nprobe 32) with about the same similarity error (mean |error| of the 4-neighbour mean 0.023
   against 0.020) and the same planted-pair recall (benchmarks/RESULTS.md, "Fast-scan PQ"). PQ similarities are
   approximate, so margins shift: calibrate the threshold for this index (``mining.calibrate``). faiss-gpu has
-  no fast-scan index, so ``to_gpu_if_available`` leaves it on the CPU (give ``--index OPQ128,IVF4096,PQ128``
-  to search on a GPU).
+  no fast-scan index, so ``to_gpu_if_available`` leaves it on the CPU; to search on a GPU give an 8-bit PQ
+  factory string, e.g. ``--index OPQ64,IVF4096,PQ64`` (faiss-gpu's IVF-PQ takes codes of at most 96 bytes).
 ``kind`` may also be ``flat``, ``ivf``, ``ivfpq`` or any FAISS factory string.
 
 Training uses a seeded sample drawn evenly from every shard (so the centroids see the whole language), then
