@@ -9,7 +9,7 @@ Choice (``IndexConfig.kind = "auto"``), for n vectors of dimension d (inner prod
   d / 8 loses about a quarter of planted pairs at a fixed margin threshold in tests/test_index.py's setting, d / 4
   none). The codes are FAISS's 4-bit "fast scan" PQ (André et al. 2015, "Cache locality is not enough"; 2m
   sub-quantisers of 16 centroids on the residual to the list centroid, distance tables in SIMD registers): at
-  the same 128 bytes it searched 19.7x faster than 8-bit ``PQ{m}`` (9,697 against 491.5 queries/s, 10^6 vectors,
+  the same 128 bytes it searched 21.8x faster than 8-bit ``PQ{m}`` (9,829 against 450.4 queries/s, 10^6 vectors,
   2,976 per list, nprobe 32) with about the same similarity error (mean |error| of the 4-neighbour mean 0.023
   against 0.020) and the same planted-pair recall (benchmarks/RESULTS.md, "Fast-scan PQ"). PQ similarities are
   approximate, so margins shift: calibrate the threshold for this index (``mining.calibrate``). faiss-gpu has
