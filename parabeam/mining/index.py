@@ -11,7 +11,7 @@ Choice (``IndexConfig.kind = "auto"``), for n vectors of dimension d (inner prod
   sub-quantisers of 16 centroids on the residual to the list centroid, distance tables in SIMD registers): at
   the same 128 bytes it searched 21.8x faster than 8-bit ``PQ{m}`` (9,829 against 450.4 queries/s, 10^6 vectors,
   2,976 per list, nprobe 32) with about the same similarity error (mean |error| of the 4-neighbour mean 0.023
-  against 0.020) and the same planted-pair recall; on real news it cost 0.16-0.49 F1 more than the 8-bit codes
+  against 0.020) and the same planted-pair recall; on real news it cost 0.16-0.63 F1 more than the 8-bit codes
   (benchmarks/RESULTS.md, "Fast-scan PQ"), the price of mining 10^7 a language in an hour on two cores. PQ
   similarities are approximate, so margins shift: calibrate the threshold for this index
   (``mining.calibrate``). faiss-gpu has no fast-scan index, so ``to_gpu_if_available`` leaves it on the CPU; to
