@@ -30,7 +30,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from mining_scale import SHARD, D, _unit  # noqa: E402
+from mining_scale import SHARD, D, _unit, target_block  # noqa: E402
 
 
 def rss_gib() -> float:
@@ -50,30 +50,16 @@ def target_shards(n: int, work: str, seed: int = 0) -> list[str]:
     for start in range(0, n, SHARD):
         path = f"{work}/tgt-{start // SHARD:05d}.npy"
         if not os.path.exists(path):
-            stop = min(start + SHARD, n)
-            rows_rng = np.random.default_rng([seed, start, 0])
-            block = _unit(centres[rows_rng.integers(0, 2000, stop - start)]
-                          + 0.9 * rows_rng.standard_normal((stop - start, D)).astype(np.float32) / np.sqrt(D))
+            block = target_block(centres, start, min(start + SHARD, n), seed)
             np.save(path + ".tmp.npy", block.astype(np.float16))
             os.replace(path + ".tmp.npy", path)
         files.append(path)
     return files
 
 
-def exact_neighbours(files: list[str], queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Exact inner-product top-k of ``queries`` over every shard (the reference for the similarity error)."""
-    from parabeam.mining.knn import exact_knn, merge_topk
-
-    D = np.full((len(queries), k), -np.inf, dtype=np.float32)
-    I = np.full((len(queries), k), -1, dtype=np.int64)
-    for s, f in enumerate(files):
-        d_s, i_s = exact_knn(queries, np.load(f).astype(np.float32), k)
-        D, I = merge_topk(D, I, d_s, np.where(i_s >= 0, i_s + s * SHARD, -1), k)
-    return D, I
-
-
 def main() -> None:
     from parabeam.mining.index import IndexConfig, build_index, factory_string, search
+    from parabeam.mining.knn import knn_sharded
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=10_000_000)
@@ -105,7 +91,7 @@ def main() -> None:
     exact = None
     if args.exact:
         started = time.perf_counter()
-        exact = exact_neighbours(files, queries, args.k)
+        exact = knn_sharded(queries, (np.load(f) for f in files), args.k)  # every shard, exactly
         say(phase="exact", queries=len(queries), seconds=round(time.perf_counter() - started, 1))
 
     for kind in args.index.split(";"):

@@ -33,6 +33,13 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
+def target_block(centres: np.ndarray, start: int, stop: int, seed: int = 0) -> np.ndarray:
+    """Target rows ``start .. stop`` (float32, unit): the same whichever script or side asks for them."""
+    rows_rng = np.random.default_rng([seed, start, 0])
+    return _unit(centres[rows_rng.integers(0, 2000, stop - start)]
+                 + 0.9 * rows_rng.standard_normal((stop - start, D)).astype(np.float32) / np.sqrt(D))
+
+
 def make_data(n: int, work: str, seed: int = 0) -> tuple[list[str], list[str], int]:
     """fp16 shard files for both sides; source rows [0, n_planted) are noisy copies of target rows with the
     same ids."""
@@ -44,9 +51,7 @@ def make_data(n: int, work: str, seed: int = 0) -> tuple[list[str], list[str], i
     for side, files in (("tgt", tgt_files), ("src", src_files)):
         for start in range(0, n, SHARD):
             stop = min(start + SHARD, n)
-            rows_rng = np.random.default_rng([seed, start, 0])  # target rows are regenerated for the plants
-            tgt = _unit(centres[rows_rng.integers(0, 2000, stop - start)]
-                        + 0.9 * rows_rng.standard_normal((stop - start, D)).astype(np.float32) / np.sqrt(D))
+            tgt = target_block(centres, start, stop, seed)  # target rows are regenerated for the plants
             if side == "tgt":
                 block = tgt
             else:
