@@ -105,7 +105,7 @@ def main() -> None:
         size_gib = os.path.getsize(path) / 2**30
         say(phase="build", factory=factory, seconds=round(build_s, 1), index_gib=round(size_gib, 2))
         del index
-        try:  # fast-scan PQ cannot be memory-mapped: it is read into memory
+        try:  # an index FAISS cannot map is read into memory instead
             index, mapped = faiss.read_index(path, faiss.IO_FLAG_MMAP), True
         except RuntimeError:
             index, mapped = faiss.read_index(path), False
